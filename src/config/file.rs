@@ -1,0 +1,207 @@
+//! srvd.toml exactly as written: every key optional, nothing checked beyond its
+//! type. Unknown keys are refused here, by serde, so that toml can name the
+//! key and its line. `settings.rs` turns this into values the daemon can trust.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+
+use super::duration;
+
+/// The whole file. The template keys at top level describe the Go srvd's single
+/// template and, for `[[template]]` tables, their defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub src: Option<PathBuf>,
+    pub dest: Option<PathBuf>,
+    pub domain: Option<String>,
+    pub domains: Option<Vec<String>>,
+    pub check_cmd: Option<String>,
+    pub reload_cmd: Option<String>,
+    pub mode: Option<String>,
+    pub owner: Option<Id>,
+    pub group: Option<Id>,
+    pub allow_empty: Option<bool>,
+    pub min_records: Option<u32>,
+    pub resolve_targets: Option<bool>,
+    #[serde(default, deserialize_with = "duration::deserialize")]
+    pub interval: Option<Duration>,
+    #[serde(default, deserialize_with = "duration::deserialize")]
+    pub timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "duration::deserialize")]
+    pub cooldown: Option<Duration>,
+    pub wait: Option<Wait>,
+
+    pub resolv_conf: Option<PathBuf>,
+    pub nameservers: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "duration::deserialize")]
+    pub dns_timeout: Option<Duration>,
+    pub dns_attempts: Option<u32>,
+    pub edns0_size: Option<u16>,
+    pub net: Option<Net>,
+    pub zone_file: Option<PathBuf>,
+    #[serde(default, deserialize_with = "duration::deserialize")]
+    pub splay: Option<Duration>,
+
+    pub status_port: Option<u16>,
+    pub status_addr: Option<IpAddr>,
+
+    pub disable_rollback_on_reload_failure: Option<bool>,
+    pub dryrun: Option<bool>,
+    pub noreload: Option<bool>,
+    pub nocheck: Option<bool>,
+    pub nohttpd: Option<bool>,
+    pub oneshot: Option<bool>,
+    pub sdnotify: Option<bool>,
+
+    #[serde(default)]
+    pub template: Vec<TemplateTable>,
+}
+
+/// One `[[template]]` table. The same template keys as the top level, plus `name`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateTable {
+    pub name: Option<String>,
+    pub src: Option<PathBuf>,
+    pub dest: Option<PathBuf>,
+    pub domain: Option<String>,
+    pub domains: Option<Vec<String>>,
+    pub check_cmd: Option<String>,
+    pub reload_cmd: Option<String>,
+    pub mode: Option<String>,
+    pub owner: Option<Id>,
+    pub group: Option<Id>,
+    pub allow_empty: Option<bool>,
+    pub min_records: Option<u32>,
+    pub resolve_targets: Option<bool>,
+    #[serde(default, deserialize_with = "duration::deserialize")]
+    pub interval: Option<Duration>,
+    #[serde(default, deserialize_with = "duration::deserialize")]
+    pub timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "duration::deserialize")]
+    pub cooldown: Option<Duration>,
+    pub wait: Option<Wait>,
+}
+
+/// `net = "udp" | "tcp"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Net {
+    Udp,
+    Tcp,
+}
+
+/// A user or group: a name, or a numeric id given as a number or a string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Id {
+    Name(String),
+    Number(u32),
+}
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct IdVisitor;
+        impl Visitor<'_> for IdVisitor {
+            type Value = Id;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a user or group name, or a numeric id")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Id, E> {
+                u32::try_from(v)
+                    .map(Id::Number)
+                    .map_err(|_| E::custom(format!("{v} is not a valid id")))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Id, E> {
+                u32::try_from(v)
+                    .map(Id::Number)
+                    .map_err(|_| E::custom(format!("{v} is not a valid id")))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Id, E> {
+                if v.is_empty() {
+                    return Err(E::custom("empty user or group name"));
+                }
+                Ok(match v.parse::<u32>() {
+                    Ok(n) => Id::Number(n),
+                    Err(_) => Id::Name(v.to_owned()),
+                })
+            }
+        }
+        d.deserialize_any(IdVisitor)
+    }
+}
+
+/// Quiescence, as consul-template has it: `wait = "2s"`, `wait = "2s:10s"` or
+/// `wait = { min = "2s", max = "10s" }`. Without a max, max is 4 × min.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wait {
+    pub min: Duration,
+    pub max: Duration,
+}
+
+impl Wait {
+    fn new<E: de::Error>(min: Duration, max: Option<Duration>) -> Result<Self, E> {
+        let max = max.unwrap_or(min * 4);
+        if max < min {
+            return Err(E::custom(format!(
+                "wait: max ({}) is shorter than min ({})",
+                duration::display(max),
+                duration::display(min)
+            )));
+        }
+        Ok(Wait { min, max })
+    }
+}
+
+impl<'de> Deserialize<'de> for Wait {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct WaitVisitor;
+        impl<'de> Visitor<'de> for WaitVisitor {
+            type Value = Wait;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration, \"MIN:MAX\", or a table { min = \"2s\", max = \"10s\" }")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Wait, E> {
+                Wait::new(duration::DurationVisitor.visit_i64(v)?, None)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Wait, E> {
+                Wait::new(duration::DurationVisitor.visit_u64(v)?, None)
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Wait, E> {
+                Wait::new(duration::DurationVisitor.visit_f64(v)?, None)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Wait, E> {
+                let (min, max) = match v.split_once(':') {
+                    Some((min, max)) => (min, Some(max)),
+                    None => (v, None),
+                };
+                let min = duration::parse(min).map_err(E::custom)?;
+                let max = max.map(duration::parse).transpose().map_err(E::custom)?;
+                Wait::new(min, max)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Wait, A::Error> {
+                #[derive(Deserialize)]
+                struct D(#[serde(deserialize_with = "duration::deserialize")] Option<Duration>);
+                let mut min = None;
+                let mut max = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "min" => min = map.next_value::<D>()?.0,
+                        "max" => max = map.next_value::<D>()?.0,
+                        other => {
+                            return Err(de::Error::unknown_field(other, &["min", "max"]));
+                        }
+                    }
+                }
+                let min = min.ok_or_else(|| de::Error::missing_field("min"))?;
+                Wait::new(min, max)
+            }
+        }
+        d.deserialize_any(WaitVisitor)
+    }
+}

@@ -1,0 +1,97 @@
+//! srvd.toml: read (`file`), then validated into `Settings` (`settings`).
+//! Anything wrong is a `ConfigError` naming the key, which `main` turns into
+//! exit code 78 (EX_CONFIG) so that systemd does not restart into the same error.
+
+pub mod duration;
+pub mod file;
+pub mod settings;
+
+use std::fmt;
+use std::path::Path;
+
+pub use file::{FileConfig, Net, Wait};
+pub use settings::{
+    DnsSettings, Domain, Flags, Perms, RecordSource, Servers, Settings, TemplateSettings, Timing,
+};
+
+/// The default config path, as packaged.
+pub const DEFAULT_PATH: &str = "/etc/srvd/srvd.toml";
+
+/// A config that cannot be used, with every problem found, each naming its key.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub path: String,
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.problems.as_slice() {
+            [one] => write!(f, "{}: {one}", self.path),
+            many => {
+                write!(f, "{}: {} problems", self.path, many.len())?;
+                for p in many {
+                    write!(f, "\n  - {p}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads and validates the config at `path`.
+pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        path: path.display().to_string(),
+        problems: vec![format!("cannot read the config: {e}")],
+    })?;
+    parse(&text, path)
+}
+
+/// Validates config text; `path` names it in errors and anchors relative paths.
+pub fn parse(text: &str, path: &Path) -> Result<Settings, ConfigError> {
+    let error = |problems| ConfigError {
+        path: path.display().to_string(),
+        problems,
+    };
+    let file: FileConfig = toml::from_str(text).map_err(|e| error(vec![toml_message(&e, text)]))?;
+    settings::validate(file, path).map_err(error)
+}
+
+/// toml's message, made to read as one line per fact: "line 3, column 1: unknown
+/// field `reload_cmnd`, expected one of ...".
+fn toml_message(e: &toml::de::Error, input: &str) -> String {
+    let msg = e.message().trim_end();
+    match e.span() {
+        Some(span) => {
+            let (line, col) = line_col(input, span.start);
+            let key_hint = input
+                .lines()
+                .nth(line - 1)
+                .map(|l| l.trim())
+                .filter(|l| !l.is_empty())
+                .map(|l| format!(" (in `{}`)", truncate(l, 60)))
+                .unwrap_or_default();
+            format!("line {line}, column {col}: {msg}{key_hint}")
+        }
+        None => msg.to_owned(),
+    }
+}
+
+fn line_col(input: &str, offset: usize) -> (usize, usize) {
+    let before = &input[..offset.min(input.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        let cut: String = s.chars().take(max).collect();
+        format!("{cut}...")
+    }
+}

@@ -1,0 +1,373 @@
+//! The daemon loop: it only schedules. Poll ticks and deferred changes (wait,
+//! cooldown, back-off) become "cycle these templates now"; SIGHUP becomes
+//! "reload the config"; SIGTERM/SIGINT become "stop". After each cycle it
+//! publishes the status and tells systemd. The watchdog is fed from this loop
+//! only, and only while a cycle stays within its time budget, so a wedged loop
+//! stops the pings and systemd restarts srvd.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::watch;
+use tokio::time::{Instant, Interval, MissedTickBehavior, sleep_until};
+
+use crate::config::{Flags, RecordSource, Settings};
+use crate::engine::{self, Engine, Report};
+use crate::status::Snapshot;
+use crate::systemd::{self, Notifier};
+use crate::{command, http};
+
+/// What the command line asks of the daemon.
+pub struct Options {
+    pub config: PathBuf,
+    pub flags: Flags,
+    pub no_status: bool,
+}
+
+/// Runs srvd until stopped, or one cycle with `--oneshot`. Returns the exit code.
+pub fn run(opts: Options) -> Result<u8> {
+    // Before any thread exists: these read the environment systemd set.
+    let listen = systemd::listen_fds();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let loaded = engine::load(&opts.config, opts.flags)?;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut engine = Engine::new(loaded, &opts.config, stop_rx)?;
+        let all: Vec<usize> = (0..engine.settings().templates.len()).collect();
+        if engine.settings().flags.oneshot {
+            let report = engine.cycle(&all, std::time::Instant::now(), true).await;
+            return Ok(if report.failed.is_empty() { 0 } else { 1 });
+        }
+        let notifier = Notifier::from_env(engine.settings().sd_notify);
+        let (snapshots, snapshot_rx) = watch::channel(Arc::new(engine.snapshot()));
+        start_status(&engine, listen, opts.no_status, snapshot_rx).await;
+        let mut daemon = Daemon {
+            due: first_due(engine.settings()),
+            engine,
+            opts,
+            notifier,
+            stop_tx,
+            snapshots,
+            ready: false,
+            last_status: String::new(),
+            signals: Signals::new()?,
+            watchdog: None,
+        };
+        daemon.watchdog = daemon.notifier.watchdog_every().map(|every| {
+            let mut i = tokio::time::interval(every);
+            i.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            i
+        });
+        daemon.run().await;
+        Ok(0)
+    })
+}
+
+/// Serves the status endpoint on the socket systemd passed, else on
+/// `status_addr:status_port` unless it is turned off.
+async fn start_status(
+    engine: &Engine,
+    listen: Vec<std::os::fd::OwnedFd>,
+    no_status: bool,
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+) {
+    let listener = if let Some(fd) = listen.into_iter().next() {
+        let std_listener = std::net::TcpListener::from(fd);
+        std_listener
+            .set_nonblocking(true)
+            .and_then(|()| tokio::net::TcpListener::from_std(std_listener))
+            .map_err(|e| format!("the socket passed by systemd: {e}"))
+    } else {
+        match (engine.settings().status, no_status) {
+            (Some(addr), false) => tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("binding the status endpoint on {addr}: {e}")),
+            _ => return,
+        }
+    };
+    match listener {
+        Ok(l) => {
+            if let Ok(addr) = l.local_addr() {
+                log::info!("status endpoint on http://{addr}/status and /metrics");
+            }
+            tokio::spawn(http::serve(l, snapshots));
+        }
+        Err(e) => log::error!("{e}; running without a status endpoint"),
+    }
+}
+
+/// When each template is first due: at once for a template whose dest does
+/// not exist yet, else after a random splay, so that a fleet restarted at
+/// once does not ask its resolvers in the same second.
+fn first_due(settings: &Settings) -> Vec<Instant> {
+    let now = Instant::now();
+    settings
+        .templates
+        .iter()
+        .map(|t| {
+            if settings.splay.is_zero() || !t.dest.exists() {
+                now
+            } else {
+                now + settings.splay.mul_f64(random_unit())
+            }
+        })
+        .collect()
+}
+
+/// A random number in [0, 1), from the OS-seeded hasher keys.
+fn random_unit() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+struct Signals {
+    hup: Signal,
+    term: Signal,
+    int: Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Self> {
+        Ok(Signals {
+            hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
+    }
+}
+
+struct Daemon {
+    engine: Engine,
+    opts: Options,
+    notifier: Notifier,
+    stop_tx: watch::Sender<bool>,
+    snapshots: watch::Sender<Arc<Snapshot>>,
+    /// When each template (config index) is next due.
+    due: Vec<Instant>,
+    ready: bool,
+    last_status: String,
+    signals: Signals,
+    watchdog: Option<Interval>,
+}
+
+/// What a signal asked for while a cycle ran.
+#[derive(Default)]
+struct Asked {
+    stop: bool,
+    reload: bool,
+}
+
+/// How long a stopping cycle may take to kill its commands before it is dropped.
+const STOP_DEADLINE: Duration = Duration::from_millis(700);
+
+impl Daemon {
+    async fn run(&mut self) {
+        log::info!(
+            "srvd {} started: {} template(s), config {}",
+            env!("CARGO_PKG_VERSION"),
+            self.engine.settings().templates.len(),
+            self.opts.config.display()
+        );
+        loop {
+            let next = self.due.iter().copied().min().unwrap_or_else(Instant::now);
+            tokio::select! {
+                biased;
+                _ = self.signals.term.recv() => break,
+                _ = self.signals.int.recv() => break,
+                _ = self.signals.hup.recv() => {
+                    if self.reload_config().await {
+                        break;
+                    }
+                    continue;
+                }
+                _ = tick(&mut self.watchdog) => {
+                    // Idle and waiting for the next deadline: the loop is alive.
+                    self.notifier.watchdog();
+                    continue;
+                }
+                _ = sleep_until(next) => {}
+            }
+            let now = Instant::now();
+            let due: Vec<usize> = (0..self.due.len())
+                .filter(|&i| self.due[i] <= now)
+                .collect();
+            let asked = self.cycle(&due).await;
+            if asked.stop {
+                break;
+            }
+            if asked.reload && self.reload_config().await {
+                break;
+            }
+        }
+        self.notifier.stopping();
+        let _ = self.stop_tx.send(true);
+        log::info!("stopping");
+    }
+
+    /// Runs one cycle over `due`, answering signals and feeding the watchdog
+    /// meanwhile, then reschedules, publishes status and tells systemd.
+    async fn cycle(&mut self, due: &[usize]) -> Asked {
+        let started = Instant::now();
+        let budget = cycle_budget(self.engine.settings(), due.len());
+        let mut asked = Asked::default();
+        let mut stop_deadline = None;
+        let report = {
+            let fut = self.engine.cycle(due, started.into_std(), false);
+            tokio::pin!(fut);
+            loop {
+                tokio::select! {
+                    report = &mut fut => break Some(report),
+                    _ = self.signals.term.recv(), if !asked.stop => asked.stop = true,
+                    _ = self.signals.int.recv(), if !asked.stop => asked.stop = true,
+                    _ = self.signals.hup.recv() => asked.reload = true,
+                    _ = tick(&mut self.watchdog) => {
+                        if started.elapsed() <= budget {
+                            self.notifier.watchdog();
+                        } else {
+                            log::error!("a cycle has run for {:?}, longer than its budget of {budget:?}: no more watchdog pings", started.elapsed());
+                        }
+                    }
+                    _ = sleep_until(stop_deadline.unwrap_or_else(far_future)), if stop_deadline.is_some() => break None,
+                }
+                if asked.stop && stop_deadline.is_none() {
+                    self.notifier.stopping();
+                    let _ = self.stop_tx.send(true);
+                    stop_deadline = Some(Instant::now() + STOP_DEADLINE);
+                }
+            }
+        };
+        if let Some(report) = report {
+            self.reschedule(due, started, &report);
+        }
+        self.publish();
+        asked
+    }
+
+    fn reschedule(&mut self, due: &[usize], started: Instant, report: &Report) {
+        let now = Instant::now();
+        for &i in due {
+            let interval = self.engine.settings().templates[i].timing.interval;
+            let mut next = self.due[i].max(started - interval) + interval;
+            while next <= now {
+                next += interval;
+            }
+            self.due[i] = next;
+        }
+        for &(i, until) in &report.wake {
+            let until = Instant::from_std(until);
+            if until < self.due[i] {
+                self.due[i] = until.max(now);
+            }
+        }
+    }
+
+    /// Publishes the snapshot, updates STATUS, and sends READY=1 the first
+    /// time every template is in a good enough state.
+    fn publish(&mut self) {
+        if !self.ready && self.engine.is_ready() {
+            self.ready = true;
+            self.engine.mark_ready();
+            let snapshot = self.engine.snapshot();
+            let line = snapshot.status_line();
+            log::info!("ready: {line}");
+            self.notifier.ready(&line);
+            self.last_status = line;
+            self.snapshots.send_replace(Arc::new(snapshot));
+            return;
+        }
+        let snapshot = self.engine.snapshot();
+        let line = snapshot.status_line();
+        if line != self.last_status {
+            self.notifier.status(&line);
+            self.last_status = line;
+        }
+        self.snapshots.send_replace(Arc::new(snapshot));
+    }
+
+    /// SIGHUP: re-read the config and templates; a bad config is refused and
+    /// the running one stays. Returns true if a stop was asked meanwhile.
+    async fn reload_config(&mut self) -> bool {
+        self.notifier.reloading();
+        log::info!("SIGHUP: re-reading {}", self.opts.config.display());
+        let result = engine::load(&self.opts.config, self.opts.flags)
+            .map_err(anyhow::Error::from)
+            .and_then(|loaded| {
+                let old = self.engine.settings();
+                if loaded.settings.status != old.status {
+                    log::warn!(
+                        "status_addr/status_port/nohttpd changes take effect at the next restart"
+                    );
+                }
+                if matches!(loaded.settings.source, RecordSource::ZoneFile(_))
+                    != matches!(old.source, RecordSource::ZoneFile(_))
+                {
+                    log::info!("record source changed");
+                }
+                self.engine.replace_config(loaded)
+            });
+        match result {
+            Ok(()) => {
+                let n = self.engine.settings().templates.len();
+                log::info!("config reloaded: {n} template(s)");
+                self.due = vec![Instant::now(); n];
+                let all: Vec<usize> = (0..n).collect();
+                let asked = self.cycle(&all).await;
+                self.ready_again();
+                asked.stop
+            }
+            Err(e) => {
+                log::error!("config reload refused, the running config stays: {e:#}");
+                self.engine.config_refused(format!("{e:#}"));
+                self.publish();
+                self.ready_again();
+                false
+            }
+        }
+    }
+
+    /// READY=1 after RELOADING=1, whatever the outcome, so that
+    /// `systemctl reload srvd` returns.
+    fn ready_again(&mut self) {
+        let snapshot = self.engine.snapshot();
+        self.last_status = snapshot.status_line();
+        self.notifier.ready(&self.last_status);
+    }
+}
+
+/// The longest a healthy cycle over `templates` can take: every lookup timing
+/// out on every attempt, then every check and reload running to its timeout.
+fn cycle_budget(settings: &Settings, templates: usize) -> Duration {
+    let dns = match &settings.source {
+        RecordSource::Dns(d) => d.timeout * (d.attempts as u32).max(1) * 3,
+        RecordSource::ZoneFile(_) => Duration::from_secs(1),
+    };
+    let commands: Duration = settings
+        .templates
+        .iter()
+        .map(|t| (t.timing.timeout + command::GRACE) * 2)
+        .max()
+        .unwrap_or_default()
+        * templates as u32;
+    dns + commands + Duration::from_secs(5)
+}
+
+async fn tick(watchdog: &mut Option<Interval>) {
+    match watchdog {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
+}

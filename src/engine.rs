@@ -1,0 +1,857 @@
+//! One cycle over the due templates: records → render → decide → stage →
+//! check → replace → reload (each distinct reload command once, in config
+//! order) → roll back what a failed reload covered. The daemon loop decides
+//! when a cycle runs; this module decides what it does.
+
+use std::collections::{BTreeSet, HashMap};
+use std::ffi::OsString;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use hickory_proto::rr::Name;
+use tokio::sync::watch;
+
+use crate::apply::{self, DestFile};
+use crate::clock;
+use crate::command::{self, CommandLine};
+use crate::config::{self, ConfigError, Flags, Settings, TemplateSettings};
+use crate::plan::{self, Decision, PlanState};
+use crate::records::{self, LookupError, Rejected, Srv};
+use crate::render::{self, Renderer};
+use crate::source::{Source, SrvResult};
+use crate::status::{Counters, DomainStatus, Snapshot, TemplateStatus};
+
+/// A config that loaded: settings plus compiled templates.
+pub struct Loaded {
+    pub settings: Settings,
+    pub renderer: Renderer,
+}
+
+/// Reads srvd.toml and every template it names; `cli` flags are added to the
+/// config's own.
+pub fn load(path: &Path, cli: Flags) -> Result<Loaded, ConfigError> {
+    let mut settings = config::load(path)?;
+    settings.flags.dry_run |= cli.dry_run;
+    settings.flags.no_reload |= cli.no_reload;
+    settings.flags.no_check |= cli.no_check;
+    settings.flags.oneshot |= cli.oneshot;
+    let renderer = Renderer::load(&settings.templates).map_err(|problems| ConfigError {
+        path: path.display().to_string(),
+        problems,
+    })?;
+    Ok(Loaded { settings, renderer })
+}
+
+/// Prefix of the marker that says "dest changed, its reload has not
+/// succeeded yet": it survives a crash so that the next start reloads.
+const RELOAD_MARKER: &str = ".srvd-reload-pending-";
+
+pub struct Engine {
+    settings: Settings,
+    config_path: PathBuf,
+    renderer: Renderer,
+    source: Source,
+    runs: Vec<TemplateRun>,
+    hostname: String,
+    stop: watch::Receiver<bool>,
+    counters: Counters,
+    last_change: Option<SystemTime>,
+    /// Rejected records already logged, per domain: each is logged once.
+    warned: HashMap<Name, Vec<Rejected>>,
+    config_error: Option<String>,
+    ready: bool,
+}
+
+#[derive(Default)]
+struct TemplateRun {
+    plan: PlanState,
+    /// Inputs and result of the last render attempt.
+    last: Option<Attempt>,
+    health: Health,
+    domains: Vec<DomainStatus>,
+    last_change: Option<SystemTime>,
+    last_success: Option<SystemTime>,
+    /// Targets (host:port) in dest as srvd last wrote or found it.
+    targets: Option<BTreeSet<String>>,
+    /// A change waiting, why, and until when.
+    pending: Option<(plan::Why, Instant)>,
+    changes: u64,
+    check_failures: u64,
+    reload_failures: u64,
+    /// Dry run: the content already shown.
+    shown: Option<u64>,
+    /// A reload is owed: dest holds content the middleware may not have loaded.
+    owed: Option<plan::Failed>,
+    dest_exists: bool,
+}
+
+struct Attempt {
+    inputs: Vec<Vec<Srv>>,
+    result: Result<(Vec<u8>, u64), String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+enum Health {
+    #[default]
+    Unknown,
+    Ok,
+    Failing(String),
+}
+
+/// What one cycle did, for the daemon's scheduling and `--oneshot`'s exit code.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Templates that failed this cycle (lookup, render, write, check, reload).
+    pub failed: Vec<usize>,
+    /// Templates whose dest was changed.
+    pub changed: Vec<usize>,
+    /// Deferred changes: look at these templates again by then.
+    pub wake: Vec<(usize, Instant)>,
+}
+
+/// A template that got through its check and is now in place.
+struct Replaced {
+    index: usize,
+    previous: Option<DestFile>,
+    hash: u64,
+    targets: BTreeSet<String>,
+}
+
+impl Engine {
+    pub fn new(
+        loaded: Loaded,
+        config_path: &Path,
+        stop: watch::Receiver<bool>,
+    ) -> anyhow::Result<Self> {
+        let source = Source::new(&loaded.settings.source)?;
+        let mut engine = Engine {
+            runs: Vec::new(),
+            settings: loaded.settings,
+            config_path: config_path.to_owned(),
+            renderer: loaded.renderer,
+            source,
+            hostname: render::host_name(),
+            stop,
+            counters: Counters::default(),
+            last_change: None,
+            warned: HashMap::new(),
+            config_error: None,
+            ready: false,
+        };
+        engine.runs = engine
+            .settings
+            .templates
+            .iter()
+            .map(|t| engine.new_run(t))
+            .collect();
+        Ok(engine)
+    }
+
+    /// The state a template starts with: stale staged files removed, and a
+    /// reload owed if a crash interrupted one.
+    fn new_run(&self, t: &TemplateSettings) -> TemplateRun {
+        let dest = apply::real_dest(&t.dest);
+        for stale in apply::remove_stale(&dest) {
+            log::info!(srvd_template = t.name.as_str(); "{}: removed {} left by an earlier run", t.name, stale.display());
+        }
+        let owed = marker_path(&dest).exists() && t.reload_cmd.is_some();
+        if owed {
+            log::warn!(srvd_template = t.name.as_str(); "{}: the last reload after writing {} did not finish; reloading again", t.name, dest.display());
+        }
+        TemplateRun {
+            owed: owed.then(|| plan::Failed {
+                hash: 0,
+                retry_at: Instant::now(),
+                backoff: Duration::ZERO,
+            }),
+            dest_exists: dest.exists(),
+            domains: t
+                .domains
+                .iter()
+                .map(|d| DomainStatus {
+                    domain: d.text.clone(),
+                    records: None,
+                    error: None,
+                })
+                .collect(),
+            ..TemplateRun::default()
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    /// Puts a newly loaded config in force (SIGHUP). Templates writing the
+    /// same dest keep their history (cooldown, back-off, last change), and
+    /// cached DNS answers are kept when the record source did not change.
+    pub fn replace_config(&mut self, loaded: Loaded) -> anyhow::Result<()> {
+        if loaded.settings.source != self.settings.source {
+            self.source = Source::new(&loaded.settings.source)?;
+        }
+        let mut old: HashMap<PathBuf, TemplateRun> = self
+            .settings
+            .templates
+            .iter()
+            .map(|t| t.dest.clone())
+            .zip(std::mem::take(&mut self.runs))
+            .collect();
+        self.runs = loaded
+            .settings
+            .templates
+            .iter()
+            .map(|t| match old.remove(&t.dest) {
+                Some(mut run) => {
+                    // The template text may have changed: render again.
+                    run.last = None;
+                    run.domains = t
+                        .domains
+                        .iter()
+                        .map(|d| DomainStatus {
+                            domain: d.text.clone(),
+                            records: None,
+                            error: None,
+                        })
+                        .collect();
+                    run
+                }
+                None => self.new_run(t),
+            })
+            .collect();
+        let names: Vec<Name> = loaded
+            .settings
+            .templates
+            .iter()
+            .flat_map(|t| t.domains.iter().map(|d| d.name.clone()))
+            .collect();
+        self.source.retain(&names);
+        self.settings = loaded.settings;
+        self.renderer = loaded.renderer;
+        self.hostname = render::host_name();
+        self.config_error = None;
+        self.counters.config_reloads_ok += 1;
+        Ok(())
+    }
+
+    /// Records why a new config was refused; the old one keeps running.
+    pub fn config_refused(&mut self, error: String) {
+        self.counters.config_reloads_failed += 1;
+        self.config_error = Some(error);
+    }
+
+    /// Ready for systemd: every template is rendered or up to date, or failing
+    /// while a last good dest exists. A template that never produced its dest
+    /// keeps srvd "activating".
+    pub fn is_ready(&self) -> bool {
+        self.runs.iter().all(|r| match r.health {
+            Health::Ok => true,
+            Health::Failing(_) => r.dest_exists,
+            Health::Unknown => false,
+        })
+    }
+
+    pub fn mark_ready(&mut self) {
+        self.ready = true;
+    }
+
+    /// Runs one cycle over the templates in `due` (config indexes).
+    /// `immediate` skips wait and cooldown, as `--oneshot` does.
+    pub async fn cycle(&mut self, due: &[usize], now: Instant, immediate: bool) -> Report {
+        let mut report = Report::default();
+        self.counters.cycles += 1;
+
+        let mut wanted: Vec<Name> = Vec::new();
+        for &i in due {
+            for d in &self.settings.templates[i].domains {
+                if !wanted.contains(&d.name) {
+                    wanted.push(d.name.clone());
+                }
+            }
+        }
+        let fetched = self.source.srv(&wanted, now).await;
+        let mut answers: HashMap<Name, SrvResult> = HashMap::new();
+        for f in fetched {
+            if f.asked {
+                match &f.result {
+                    Ok(answer) => self.warn_rejected(&f.domain, &answer.rejected),
+                    Err(e) => *self.counters.dns_errors.entry(e.kind()).or_default() += 1,
+                }
+            }
+            answers.insert(f.domain, f.result);
+        }
+
+        let mut to_apply = Vec::new();
+        for &i in due {
+            match self.prepare(i, &answers, now, immediate).await {
+                Ok(Some(work)) => to_apply.push(work),
+                Ok(None) => {}
+                Err(reason) => {
+                    self.set_failing(i, reason);
+                    plan::unavailable(&mut self.runs[i].plan);
+                    report.failed.push(i);
+                }
+            }
+        }
+
+        let mut replaced = Vec::new();
+        for work in to_apply {
+            let i = work.index;
+            match self.install(work).await {
+                Ok(r) => replaced.push(r),
+                Err(reason) => {
+                    self.set_failing(i, reason);
+                    report.failed.push(i);
+                }
+            }
+        }
+
+        self.reload(replaced, due, now, &mut report).await;
+        for &i in due {
+            if let Some(until) = self.defer_until(i) {
+                report.wake.push((i, until));
+            }
+        }
+        self.counters.dns_queries = self.source.queries;
+        report
+    }
+
+    /// When template `i` must be looked at again, sooner than its interval.
+    fn defer_until(&self, i: usize) -> Option<Instant> {
+        let run = &self.runs[i];
+        let owed = run.owed.map(|o| o.retry_at);
+        match (run.pending.map(|(_, until)| until), owed) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The records of template `i`'s domains under its rules (`allow_empty`,
+    /// `min_records`, `resolve_targets`), or why they cannot be used.
+    async fn inputs(
+        &mut self,
+        i: usize,
+        answers: &HashMap<Name, SrvResult>,
+        now: Instant,
+    ) -> Result<Vec<Vec<Srv>>, String> {
+        let t = &self.settings.templates[i];
+        let (allow_empty, min_records, resolve) = (t.allow_empty, t.min_records, t.resolve_targets);
+        let mut inputs = Vec::with_capacity(t.domains.len());
+        let mut errors = Vec::new();
+        for k in 0..self.settings.templates[i].domains.len() {
+            let d = &self.settings.templates[i].domains[k];
+            let text = d.text.clone();
+            let result = match answers.get(&d.name) {
+                Some(Ok(answer)) => {
+                    records::usable(answer, allow_empty, min_records).map(|()| answer.clone())
+                }
+                Some(Err(e)) => Err(e.clone()),
+                None => Err(LookupError::Other("not looked up".into())),
+            };
+            let result = match result {
+                Ok(answer) if resolve => match self.source.resolve_targets(answer, now).await {
+                    Ok(a) => records::usable(&a, allow_empty, min_records).map(|()| a),
+                    Err(e) => Err(e),
+                },
+                other => other,
+            };
+            let status = &mut self.runs[i].domains[k];
+            match result {
+                Ok(answer) => {
+                    status.records = Some(answer.records.len());
+                    status.error = None;
+                    inputs.push(answer.records);
+                }
+                Err(e) => {
+                    status.error = Some(e.to_string());
+                    errors.push(format!("{text}: {e}"));
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(inputs)
+        } else {
+            Err(errors.join("; "))
+        }
+    }
+
+    /// Renders template `i`, or reuses the last render when the records are
+    /// the same (the common case: nothing changed in DNS).
+    fn rendered(&mut self, i: usize, inputs: &[Vec<Srv>]) -> Result<(Vec<u8>, u64), String> {
+        let reuse = self.runs[i]
+            .last
+            .as_ref()
+            .is_some_and(|a| a.inputs == inputs);
+        if !reuse {
+            self.counters.renders += 1;
+            let t = &self.settings.templates[i];
+            let domains: Vec<(&str, &[Srv])> = t
+                .domains
+                .iter()
+                .zip(inputs)
+                .map(|(d, r)| (d.text.as_str(), r.as_slice()))
+                .collect();
+            let result = self
+                .renderer
+                .render(i, &domains, &self.hostname)
+                .map(|text| {
+                    let bytes = text.into_bytes();
+                    let hash = hash_of(&bytes);
+                    (bytes, hash)
+                });
+            if result.is_err() {
+                self.counters.render_errors += 1;
+            }
+            self.runs[i].last = Some(Attempt {
+                inputs: inputs.to_vec(),
+                result,
+            });
+        }
+        match &self.runs[i].last.as_ref().expect("set above").result {
+            Ok((content, hash)) => Ok((content.clone(), *hash)),
+            Err(e) => Err(format!("template {e}")),
+        }
+    }
+
+    /// Looks up and renders template `i` without deciding or writing anything
+    /// (`srvd render`).
+    pub async fn preview(&mut self, i: usize) -> Result<Vec<u8>, String> {
+        let now = Instant::now();
+        let names: Vec<Name> = self.settings.templates[i]
+            .domains
+            .iter()
+            .map(|d| d.name.clone())
+            .collect();
+        let answers = self
+            .source
+            .srv(&names, now)
+            .await
+            .into_iter()
+            .map(|f| (f.domain, f.result))
+            .collect();
+        let inputs = self.inputs(i, &answers, now).await?;
+        self.rendered(i, &inputs).map(|(content, _)| content)
+    }
+
+    /// Looks up, renders and decides for template `i`. Returns the work to
+    /// apply, None when there is nothing to do now, or why it failed.
+    async fn prepare(
+        &mut self,
+        i: usize,
+        answers: &HashMap<Name, SrvResult>,
+        now: Instant,
+        immediate: bool,
+    ) -> Result<Option<Work>, String> {
+        let inputs = self.inputs(i, answers, now).await?;
+        let (content, hash) = self.rendered(i, &inputs)?;
+        let t = self.settings.templates[i].clone();
+        let run = &mut self.runs[i];
+        let dest = apply::real_dest(&t.dest);
+        let current = apply::read_dest(&dest).map_err(|e| format!("{e:#}"))?;
+        run.dest_exists = current.is_some();
+        let owner = apply::wanted_owner(&t.perms, current.as_ref());
+        let up_to_date = apply::is_up_to_date(current.as_ref(), &content, owner)
+            || (self.settings.flags.dry_run && run.shown == Some(hash));
+        let decision = plan::decide(&mut run.plan, hash, up_to_date, now, &t.timing, immediate);
+        let targets = targets_of(&inputs);
+        run.pending = None;
+        match decision {
+            Decision::UpToDate => {
+                run.targets.get_or_insert(targets);
+                self.set_ok(i);
+                Ok(None)
+            }
+            Decision::Defer { why, until } => {
+                run.pending = Some((why, until));
+                self.set_ok(i);
+                Ok(None)
+            }
+            Decision::Apply if self.settings.flags.dry_run => {
+                print_dry_run(&t, current.as_ref(), &content);
+                let run = &mut self.runs[i];
+                run.shown = Some(hash);
+                plan::applied(&mut run.plan, now);
+                run.targets = Some(targets);
+                self.set_ok(i);
+                Ok(None)
+            }
+            Decision::Apply => Ok(Some(Work {
+                index: i,
+                dest,
+                content,
+                hash,
+                owner,
+                previous: current,
+                targets,
+            })),
+        }
+    }
+
+    /// Stages, checks and puts one change in place.
+    async fn install(&mut self, work: Work) -> Result<Replaced, String> {
+        let i = work.index;
+        let t = self.settings.templates[i].clone();
+        let now = Instant::now();
+        let staged = match apply::stage(&work.dest, &work.content, work.owner) {
+            Ok(s) => s,
+            Err(e) => {
+                plan::failed(&mut self.runs[i].plan, work.hash, now);
+                return Err(format!("{e:#}"));
+            }
+        };
+        if let (Some(check), false) = (&t.check_cmd, self.settings.flags.no_check) {
+            let argv = check.expand(staged.path(), &t.dest);
+            if let Err(failure) = self.run_command(&t, check, &argv).await {
+                drop(staged);
+                let run = &mut self.runs[i];
+                run.check_failures += 1;
+                let backoff = plan::failed(&mut run.plan, work.hash, now);
+                return Err(format!(
+                    "check_cmd {failure}; {} left as it was; next try when the output changes, or in {}",
+                    t.dest.display(),
+                    config::duration::display(backoff)
+                ));
+            }
+        }
+        let marker = t.reload_cmd.is_some() && !self.settings.flags.no_reload;
+        if marker {
+            let _ = std::fs::File::create(marker_path(&work.dest));
+        }
+        if let Err(e) = apply::replace(staged) {
+            if marker {
+                let _ = std::fs::remove_file(marker_path(&work.dest));
+            }
+            plan::failed(&mut self.runs[i].plan, work.hash, now);
+            return Err(format!("{e:#}"));
+        }
+        self.runs[i].dest_exists = true;
+        let before = self.runs[i].targets.clone();
+        log_change(&t, before.as_ref(), &work.targets);
+        Ok(Replaced {
+            index: i,
+            previous: work.previous,
+            hash: work.hash,
+            targets: work.targets,
+        })
+    }
+
+    /// Runs each distinct reload command once, in config order, for the
+    /// templates just replaced and those owing a reload; rolls back what a
+    /// failed reload covered.
+    async fn reload(
+        &mut self,
+        replaced: Vec<Replaced>,
+        due: &[usize],
+        now: Instant,
+        report: &mut Report,
+    ) {
+        let mut owed: Vec<usize> = due
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let run = &self.runs[i];
+                run.owed.is_some_and(|o| o.retry_at <= now)
+                    && run.health == Health::Ok
+                    && run.pending.is_none()
+                    && !replaced.iter().any(|r| r.index == i)
+            })
+            .collect();
+        owed.sort();
+
+        // Groups by the command's words, in config order of first use.
+        let mut groups: Vec<ReloadGroup> = Vec::new();
+        let mut members: Vec<(usize, Option<Replaced>)> = replaced
+            .into_iter()
+            .map(|r| (r.index, Some(r)))
+            .chain(owed.into_iter().map(|i| (i, None)))
+            .collect();
+        members.sort_by_key(|(i, _)| *i);
+        for (i, r) in members {
+            let t = &self.settings.templates[i];
+            let argv = match (&t.reload_cmd, self.settings.flags.no_reload) {
+                (Some(cmd), false) => Some(cmd.expand(&t.dest, &t.dest)),
+                _ => None,
+            };
+            let slot = match groups.iter().position(|g| g.argv == argv) {
+                Some(p) => p,
+                None => {
+                    groups.push(ReloadGroup {
+                        argv,
+                        replaced: Vec::new(),
+                        owed: Vec::new(),
+                    });
+                    groups.len() - 1
+                }
+            };
+            match r {
+                Some(r) => groups[slot].replaced.push(r),
+                None => groups[slot].owed.push(i),
+            }
+        }
+
+        for ReloadGroup {
+            argv,
+            replaced: done,
+            owed,
+        } in groups
+        {
+            let outcome = match &argv {
+                None => Ok(()),
+                Some(argv) => {
+                    let first = done.first().map(|r| r.index).or(owed.first().copied());
+                    let t = self.settings.templates[first.expect("a group has a member")].clone();
+                    let cmd = t.reload_cmd.clone().expect("argv comes from reload_cmd");
+                    let result = self.run_command(&t, &cmd, argv).await;
+                    match &result {
+                        Ok(()) => self.counters.reloads_ok += 1,
+                        Err(_) => self.counters.reloads_failed += 1,
+                    }
+                    result
+                }
+            };
+            let wall = SystemTime::now();
+            for r in done {
+                let i = r.index;
+                let t = self.settings.templates[i].clone();
+                let dest = apply::real_dest(&t.dest);
+                match &outcome {
+                    Ok(()) => {
+                        let _ = std::fs::remove_file(marker_path(&dest));
+                        let run = &mut self.runs[i];
+                        plan::applied(&mut run.plan, now);
+                        run.owed = None;
+                        run.changes += 1;
+                        run.last_change = Some(wall);
+                        run.targets = Some(r.targets);
+                        self.last_change = Some(wall);
+                        self.set_ok(i);
+                        report.changed.push(i);
+                    }
+                    Err(command::Failure::Stopped) => {
+                        // The marker stays: the next start reloads.
+                        report.failed.push(i);
+                    }
+                    Err(failure) => {
+                        let run = &mut self.runs[i];
+                        run.reload_failures += 1;
+                        let backoff = plan::failed(&mut run.plan, r.hash, now);
+                        let rolled_back = if self.settings.rollback_on_reload_failure {
+                            match apply::restore(&dest, r.previous.as_ref()) {
+                                Ok(()) => {
+                                    let _ = std::fs::remove_file(marker_path(&dest));
+                                    run.dest_exists = r.previous.is_some();
+                                    "rolled back to the previous content".to_owned()
+                                }
+                                Err(e) => format!("rollback FAILED: {e:#}"),
+                            }
+                        } else {
+                            run.owed = Some(plan::Failed {
+                                hash: r.hash,
+                                retry_at: now + backoff,
+                                backoff,
+                            });
+                            "kept (disable_rollback_on_reload_failure)".to_owned()
+                        };
+                        let msg = format!(
+                            "reload_cmd {failure}; {} {rolled_back}; next try when the output changes, or in {}",
+                            dest.display(),
+                            config::duration::display(backoff)
+                        );
+                        self.set_failing(i, msg);
+                        report.failed.push(i);
+                    }
+                }
+            }
+            for i in owed {
+                let t = self.settings.templates[i].clone();
+                let run = &mut self.runs[i];
+                match &outcome {
+                    Ok(()) => {
+                        let _ = std::fs::remove_file(marker_path(&apply::real_dest(&t.dest)));
+                        run.owed = None;
+                        log::info!(srvd_template = t.name.as_str(); "{}: owed reload done", t.name);
+                    }
+                    Err(command::Failure::Stopped) => {}
+                    Err(failure) => {
+                        let backoff = run
+                            .owed
+                            .map(|o| (o.backoff * 2).clamp(plan::BACKOFF_START, plan::BACKOFF_MAX))
+                            .unwrap_or(plan::BACKOFF_START);
+                        run.owed = Some(plan::Failed {
+                            hash: 0,
+                            retry_at: now + backoff,
+                            backoff,
+                        });
+                        let msg = format!(
+                            "reload_cmd {failure}; next try in {}",
+                            config::duration::display(backoff)
+                        );
+                        self.set_failing(i, msg);
+                        report.failed.push(i);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn run_command(
+        &mut self,
+        t: &TemplateSettings,
+        cmd: &CommandLine,
+        argv: &[OsString],
+    ) -> Result<(), command::Failure> {
+        log::debug!(srvd_template = t.name.as_str(), srvd_command = cmd.text(); "{}: running {:?}", t.name, argv);
+        command::run(argv, &cmd.label(), t.timing.timeout, &mut self.stop).await
+    }
+
+    fn set_ok(&mut self, i: usize) {
+        let t = &self.settings.templates[i];
+        let run = &mut self.runs[i];
+        if let Health::Failing(reason) = &run.health {
+            log::info!(srvd_template = t.name.as_str(); "{}: recovered (was: {reason})", t.name);
+        }
+        run.health = Health::Ok;
+        run.last_success = Some(SystemTime::now());
+    }
+
+    /// Marks template `i` unhealthy; logs when the reason is new, so that a
+    /// lasting outage is one line, not one per interval.
+    fn set_failing(&mut self, i: usize, reason: String) {
+        let t = &self.settings.templates[i];
+        let run = &mut self.runs[i];
+        run.pending = None;
+        if run.health != Health::Failing(reason.clone()) {
+            let domain = t.domains.first().map(|d| d.text.as_str()).unwrap_or("");
+            log::warn!(srvd_template = t.name.as_str(), srvd_dest = t.dest.to_string_lossy().as_ref(), srvd_domain = domain;
+                "{}: {reason}", t.name);
+        }
+        run.health = Health::Failing(reason);
+    }
+
+    fn warn_rejected(&mut self, domain: &Name, rejected: &[Rejected]) {
+        let seen = self.warned.entry(domain.clone()).or_default();
+        for r in rejected {
+            if !seen.contains(r) {
+                self.counters.rejected_records += 1;
+                log::warn!(srvd_domain = domain.to_string().as_str();
+                    "{domain}: dropped SRV record {} port {}: {}", r.target, r.port, r.reason);
+            }
+        }
+        *seen = rejected.to_vec();
+    }
+
+    /// The daemon's picture of itself, for STATUS, /status and /metrics.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut s = Snapshot::new(self.config_path.display().to_string());
+        if let Some(t) = self.last_change {
+            s.set_last_change(t);
+        }
+        s.ready = self.ready;
+        s.config_error = self.config_error.clone();
+        s.counters = self.counters.clone();
+        s.templates = self
+            .settings
+            .templates
+            .iter()
+            .zip(&self.runs)
+            .map(|(t, r)| TemplateStatus {
+                name: t.name.clone(),
+                dest: t.dest.display().to_string(),
+                ok: r.health == Health::Ok,
+                error: match &r.health {
+                    Health::Failing(e) => Some(e.clone()),
+                    Health::Unknown => Some("not rendered yet".into()),
+                    Health::Ok => None,
+                },
+                domains: r.domains.clone(),
+                targets: r.targets.as_ref().map_or(0, |t| t.len()),
+                last_change: r.last_change.map(clock::rfc3339),
+                last_success: r.last_success.map(clock::rfc3339),
+                pending: r.pending.map(|(why, _)| why.to_string()),
+                changes: r.changes,
+                check_failures: r.check_failures,
+                reload_failures: r.reload_failures,
+                last_success_at: r.last_success,
+            })
+            .collect();
+        s.ok = !s.templates.is_empty() && s.templates.iter().all(|t| t.ok);
+        s
+    }
+}
+
+/// Templates that share one reload command (same words after expansion).
+struct ReloadGroup {
+    argv: Option<Vec<OsString>>,
+    replaced: Vec<Replaced>,
+    owed: Vec<usize>,
+}
+
+struct Work {
+    index: usize,
+    dest: PathBuf,
+    content: Vec<u8>,
+    hash: u64,
+    owner: apply::Owner,
+    previous: Option<DestFile>,
+    targets: BTreeSet<String>,
+}
+
+fn marker_path(dest: &Path) -> PathBuf {
+    let base = dest
+        .file_name()
+        .map(|b| b.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dest.with_file_name(format!("{RELOAD_MARKER}{base}"))
+}
+
+fn hash_of(bytes: &[u8]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
+}
+
+fn targets_of(inputs: &[Vec<Srv>]) -> BTreeSet<String> {
+    inputs
+        .iter()
+        .flatten()
+        .map(|r| format!("{}:{}", r.host, r.port))
+        .collect()
+}
+
+fn log_change(t: &TemplateSettings, before: Option<&BTreeSet<String>>, after: &BTreeSet<String>) {
+    let domains: Vec<&str> = t.domains.iter().map(|d| d.text.as_str()).collect();
+    let (added, removed): (Vec<&String>, Vec<&String>) = match before {
+        Some(b) => (after.difference(b).collect(), b.difference(after).collect()),
+        None => (after.iter().collect(), Vec::new()),
+    };
+    let list = |v: &[&String]| {
+        if v.is_empty() {
+            "none".to_owned()
+        } else {
+            v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        }
+    };
+    log::info!(srvd_template = t.name.as_str(), srvd_dest = t.dest.to_string_lossy().as_ref(), srvd_domain = domains.join(" ").as_str();
+        "{}: wrote {} from {} ({} targets); added: {}; removed: {}",
+        t.name, t.dest.display(), domains.join(", "), after.len(), list(&added), list(&removed));
+}
+
+fn print_dry_run(t: &TemplateSettings, current: Option<&DestFile>, content: &[u8]) {
+    let old = current
+        .map(|c| String::from_utf8_lossy(&c.content).into_owned())
+        .unwrap_or_default();
+    let new = String::from_utf8_lossy(content);
+    let dest = t.dest.display().to_string();
+    let diff = similar::TextDiff::from_lines(old.as_str(), new.as_ref());
+    println!(
+        "{}",
+        diff.unified_diff()
+            .context_radius(3)
+            .header(&dest, &format!("{dest} (rendered)"))
+    );
+    log::info!(srvd_template = t.name.as_str(); "{}: dry run: {} would change; nothing written, nothing reloaded", t.name, dest);
+}

@@ -1,0 +1,181 @@
+//! srvd's entry point: parse the command line, set up logging, run, and map
+//! the outcome to an exit code (see `srvd --help`).
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{CommandFactory, Parser};
+
+use srvd::cli::{Cli, Command, translate_legacy};
+use srvd::config::{ConfigError, Flags};
+use srvd::{daemon, engine, logging, systemd};
+
+/// EX_CONFIG from sysexits.h: the config is wrong, restarting will not help.
+const EXIT_CONFIG: u8 = 78;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse_from(translate_legacy(std::env::args_os()));
+    logging::init(cli.log_level, systemd::stderr_is_journal());
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let code = if e.chain().any(|c| c.is::<ConfigError>()) {
+                EXIT_CONFIG
+            } else {
+                1
+            };
+            log::error!("{e:#}");
+            if !systemd::stderr_is_journal() && !log::log_enabled!(log::Level::Error) {
+                eprintln!("srvd: {e:#}");
+            }
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<u8> {
+    let flags = Flags {
+        dry_run: cli.dry_run,
+        no_reload: cli.no_reload,
+        no_check: cli.no_check,
+        oneshot: cli.oneshot,
+    };
+    match cli.command {
+        None => daemon::run(daemon::Options {
+            config: cli.config,
+            flags,
+            no_status: cli.no_status,
+        }),
+        Some(Command::Check) => check(&cli.config),
+        Some(Command::Render { zone, template }) => render(&cli.config, zone, template),
+        Some(Command::Generate { man, completions }) => generate(man, completions),
+    }
+}
+
+/// `srvd check`: the config and every template load.
+fn check(path: &std::path::Path) -> Result<u8> {
+    let loaded = engine::load(path, Flags::default())?;
+    for t in &loaded.settings.templates {
+        for (key, cmd) in [("check_cmd", &t.check_cmd), ("reload_cmd", &t.reload_cmd)] {
+            if let Some(cmd) = cmd {
+                let argv = cmd.expand(&t.dest, &t.dest);
+                if let Some(problem) = program_problem(&argv[0]) {
+                    log::warn!("{}: `{key}`: {problem}", t.name);
+                }
+            }
+        }
+    }
+    let names: Vec<&str> = loaded
+        .settings
+        .templates
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    println!(
+        "{}: OK ({} template{}: {})",
+        path.display(),
+        names.len(),
+        if names.len() == 1 { "" } else { "s" },
+        names.join(", ")
+    );
+    Ok(0)
+}
+
+/// Why `program` would not run, if it is plainly missing.
+fn program_problem(program: &std::ffi::OsStr) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let p = std::path::Path::new(program);
+    let found = if p.components().count() > 1 {
+        Some(p.to_owned())
+    } else {
+        std::env::var_os("PATH").and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|d| d.join(p))
+                .find(|c| c.is_file())
+        })
+    };
+    match found {
+        None => Some(format!("{} not found in PATH", p.display())),
+        Some(f) => match std::fs::metadata(&f) {
+            Err(e) => Some(format!("{}: {e}", f.display())),
+            Ok(m) if m.permissions().mode() & 0o111 == 0 => {
+                Some(format!("{} is not executable", f.display()))
+            }
+            Ok(_) => None,
+        },
+    }
+}
+
+/// `srvd render`: print what each template renders to now.
+fn render(
+    path: &std::path::Path,
+    zone: Option<std::path::PathBuf>,
+    only: Option<String>,
+) -> Result<u8> {
+    let mut loaded = engine::load(path, Flags::default())?;
+    if let Some(zone) = zone {
+        loaded.settings.source = srvd::config::RecordSource::ZoneFile(zone);
+    }
+    let templates = loaded.settings.templates.clone();
+    let picked: Vec<usize> = match &only {
+        Some(name) => {
+            let i = templates
+                .iter()
+                .position(|t| &t.name == name || t.dest.as_os_str() == name.as_str())
+                .with_context(|| format!("no template named {name:?}"))?;
+            vec![i]
+        }
+        None => (0..templates.len()).collect(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+        let mut engine = engine::Engine::new(loaded, path, stop_rx)?;
+        let mut failed = false;
+        let several = picked.len() > 1;
+        for i in picked {
+            match engine.preview(i).await {
+                Ok(bytes) => {
+                    use std::io::Write;
+                    if several {
+                        println!("==> {} <==", templates[i].name);
+                    }
+                    std::io::stdout().write_all(&bytes)?;
+                }
+                Err(e) => {
+                    log::error!("{}: {e}", templates[i].name);
+                    failed = true;
+                }
+            }
+        }
+        Ok(if failed { 1 } else { 0 })
+    })
+}
+
+/// `srvd generate`: the man page and completions, from the clap definition.
+fn generate(
+    man: Option<std::path::PathBuf>,
+    completions: Option<std::path::PathBuf>,
+) -> Result<u8> {
+    let cmd = Cli::command();
+    if let Some(dir) = man {
+        std::fs::create_dir_all(&dir)?;
+        let mut page = Vec::new();
+        clap_mangen::Man::new(cmd.clone())
+            .section("8")
+            .render(&mut page)?;
+        let path = dir.join("srvd.8");
+        std::fs::write(&path, page).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(dir) = completions {
+        use clap_complete::{Shell, generate_to};
+        std::fs::create_dir_all(&dir)?;
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+            generate_to(shell, &mut cmd.clone(), "srvd", &dir)
+                .with_context(|| format!("writing {shell} completions"))?;
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,205 @@
+//! Where records come from (DNS or a zone file) and how long an answer may be
+//! reused: no new query before the answer's TTL has run out, so polling every
+//! second a domain with TTL 30 costs two queries a minute, not sixty.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use futures_util::future::join_all;
+use hickory_proto::rr::Name;
+
+use crate::config::RecordSource;
+use crate::dns::Resolver;
+use crate::records::{Answer, LookupError};
+use crate::zone::ZoneFile;
+
+pub type SrvResult = Result<Answer, LookupError>;
+
+pub struct Source {
+    backend: Backend,
+    srv_cache: HashMap<Name, Cached<Answer>>,
+    addr_cache: HashMap<Name, Cached<Vec<IpAddr>>>,
+    /// Queries sent to DNS servers since start (SRV, A and AAAA).
+    pub queries: u64,
+}
+
+enum Backend {
+    Dns(Resolver),
+    Zone(ZoneFile),
+}
+
+struct Cached<T> {
+    value: T,
+    fresh_until: Instant,
+}
+
+/// Whether a cached answer must be asked again at `now`. An answer asked at
+/// `asked_at` with TTL `ttl` is good until `asked_at + ttl`, exactly.
+pub fn is_stale(fresh_until: Instant, now: Instant) -> bool {
+    now >= fresh_until
+}
+
+/// Outcome of one domain in one fetch.
+pub struct Fetched {
+    pub domain: Name,
+    pub result: SrvResult,
+    /// False when the answer came from the cache.
+    pub asked: bool,
+}
+
+impl Source {
+    pub fn new(source: &RecordSource) -> Result<Self> {
+        let backend = match source {
+            RecordSource::Dns(dns) => Backend::Dns(Resolver::new(dns)?),
+            RecordSource::ZoneFile(path) => Backend::Zone(ZoneFile::open(path)),
+        };
+        Ok(Source {
+            backend,
+            srv_cache: HashMap::new(),
+            addr_cache: HashMap::new(),
+            queries: 0,
+        })
+    }
+
+    /// The SRV answers of `domains` at `now`, asking DNS only for those whose
+    /// cached answer is stale. Failures are never cached: the next call asks again.
+    pub async fn srv(&mut self, domains: &[Name], now: Instant) -> Vec<Fetched> {
+        let resolver = match &mut self.backend {
+            Backend::Zone(zone) => {
+                zone.refresh();
+                return domains
+                    .iter()
+                    .map(|d| Fetched {
+                        domain: d.clone(),
+                        result: zone.srv(d),
+                        asked: true,
+                    })
+                    .collect();
+            }
+            Backend::Dns(r) => r.clone(),
+        };
+        let stale: Vec<&Name> = domains
+            .iter()
+            .filter(|d| {
+                self.srv_cache
+                    .get(*d)
+                    .is_none_or(|c| is_stale(c.fresh_until, now))
+            })
+            .collect();
+        let answers = join_all(stale.iter().map(|d| resolver.srv(d))).await;
+        self.queries += stale.len() as u64;
+        let mut asked: HashMap<&Name, SrvResult> = HashMap::new();
+        for (domain, result) in stale.into_iter().zip(answers) {
+            match &result {
+                Ok(answer) => {
+                    self.srv_cache.insert(
+                        domain.clone(),
+                        Cached {
+                            value: answer.clone(),
+                            fresh_until: now + Duration::from_secs(answer.ttl.into()),
+                        },
+                    );
+                }
+                Err(_) => {
+                    self.srv_cache.remove(domain);
+                }
+            }
+            asked.insert(domain, result);
+        }
+        domains
+            .iter()
+            .map(|d| match asked.remove(d) {
+                Some(result) => Fetched {
+                    domain: d.clone(),
+                    result,
+                    asked: true,
+                },
+                None => Fetched {
+                    domain: d.clone(),
+                    result: Ok(self.srv_cache[d].value.clone()),
+                    asked: false,
+                },
+            })
+            .collect()
+    }
+
+    /// Fills in `addrs` for every record of `answer`, from the cache while
+    /// fresh. A target without any address is left out; a failed lookup fails
+    /// the whole answer, since a partial list could drop most backends.
+    pub async fn resolve_targets(&mut self, mut answer: Answer, now: Instant) -> SrvResult {
+        let mut wanted: Vec<Name> = Vec::new();
+        for r in &answer.records {
+            let Ok(name) = Name::from_ascii(&r.target) else {
+                continue;
+            };
+            let fresh = self
+                .addr_cache
+                .get(&name)
+                .is_some_and(|c| !is_stale(c.fresh_until, now));
+            if !fresh && !wanted.contains(&name) {
+                wanted.push(name);
+            }
+        }
+        let results: Vec<Result<(Vec<IpAddr>, u32), LookupError>> = match &self.backend {
+            Backend::Zone(zone) => wanted.iter().map(|n| zone.addrs(n)).collect(),
+            Backend::Dns(resolver) => {
+                let resolver = resolver.clone();
+                self.queries += 2 * wanted.len() as u64;
+                join_all(wanted.iter().map(|n| resolver.addrs(n))).await
+            }
+        };
+        for (name, result) in wanted.into_iter().zip(results) {
+            let (addrs, ttl) = result?;
+            self.addr_cache.insert(
+                name,
+                Cached {
+                    value: addrs,
+                    fresh_until: now + Duration::from_secs(ttl.into()),
+                },
+            );
+        }
+        let mut dropped = Vec::new();
+        answer.records.retain_mut(|r| {
+            let addrs = Name::from_ascii(&r.target)
+                .ok()
+                .and_then(|n| self.addr_cache.get(&n))
+                .map(|c| c.value.clone())
+                .unwrap_or_default();
+            if addrs.is_empty() {
+                dropped.push(crate::records::Rejected {
+                    target: r.target.clone(),
+                    port: r.port,
+                    reason: "no A or AAAA record".into(),
+                });
+                return false;
+            }
+            r.addrs = Some(addrs);
+            true
+        });
+        answer.rejected.extend(dropped);
+        Ok(answer)
+    }
+
+    /// Forgets cached answers so that the next fetch asks again.
+    pub fn forget(&mut self, domains: &[Name]) {
+        for d in domains {
+            self.srv_cache.remove(d);
+        }
+    }
+
+    /// Drops cache entries for names no template uses any more.
+    pub fn retain(&mut self, domains: &[Name]) {
+        self.srv_cache.retain(|d, _| domains.contains(d));
+        self.addr_cache.clear();
+    }
+
+    /// The zone file, when records come from one.
+    pub fn zone_path(&self) -> Option<&std::path::Path> {
+        match &self.backend {
+            Backend::Zone(z) => Some(z.path()),
+            Backend::Dns(_) => None,
+        }
+    }
+}

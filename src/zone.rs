@@ -1,0 +1,224 @@
+//! Records from an RFC 1035 master file instead of DNS (`zone_file`): the
+//! bundled example runs with no DNS server, and `srvd render --zone FILE`
+//! previews a template against records written by hand. The file is parsed
+//! again whenever its size, mtime or inode changes.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+use hickory_proto::serialize::txt::Parser;
+
+use crate::records::{self, Answer, LookupError};
+
+/// What identifies one version of the file on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    ino: u64,
+    size: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+}
+
+pub struct ZoneFile {
+    path: PathBuf,
+    stamp: Option<Stamp>,
+    zone: Result<Zone, String>,
+}
+
+/// Every record of the file, by lower-case owner name.
+#[derive(Default)]
+struct Zone {
+    by_name: HashMap<LowerName, Vec<Record>>,
+}
+
+impl ZoneFile {
+    /// Reads `path` now; a missing or broken file is reported by lookups.
+    pub fn open(path: &Path) -> Self {
+        let mut z = ZoneFile {
+            path: path.to_owned(),
+            stamp: None,
+            zone: Err("not read yet".into()),
+        };
+        z.refresh();
+        z
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Re-reads the file if it changed on disk. Returns true when it did.
+    pub fn refresh(&mut self) -> bool {
+        let stamp = std::fs::metadata(&self.path).ok().map(|m| Stamp {
+            ino: m.ino(),
+            size: m.size(),
+            mtime: m.mtime(),
+            mtime_nsec: m.mtime_nsec(),
+        });
+        if stamp.is_some() && stamp == self.stamp {
+            return false;
+        }
+        self.stamp = stamp;
+        self.zone = read(&self.path);
+        if let Err(e) = &self.zone {
+            log::warn!("{e}");
+        }
+        true
+    }
+
+    /// The SRV records of `domain`, following CNAMEs inside the file.
+    pub fn srv(&self, domain: &Name) -> Result<Answer, LookupError> {
+        let zone = self
+            .zone
+            .as_ref()
+            .map_err(|e| LookupError::Other(e.clone()))?;
+        let mut found = Vec::new();
+        let mut name = domain.clone();
+        for _ in 0..8 {
+            let Some(recs) = zone.by_name.get(&LowerName::new(&name)) else {
+                break;
+            };
+            found.extend(
+                recs.iter()
+                    .filter(|r| matches!(r.record_type(), RecordType::SRV | RecordType::CNAME)),
+            );
+            match recs.iter().find_map(|r| match &r.data {
+                RData::CNAME(c) => Some(c.0.clone()),
+                _ => None,
+            }) {
+                Some(next) => name = next,
+                None => break,
+            }
+        }
+        if found.is_empty() && !zone.by_name.contains_key(&LowerName::new(domain)) {
+            return Err(LookupError::NxDomain);
+        }
+        Ok(records::answer_from(domain, found))
+    }
+
+    /// The A and AAAA addresses of `host` in the file.
+    pub fn addrs(&self, host: &Name) -> Result<(Vec<IpAddr>, u32), LookupError> {
+        let zone = self
+            .zone
+            .as_ref()
+            .map_err(|e| LookupError::Other(e.clone()))?;
+        let mut ttl = u32::MAX;
+        let mut addrs: Vec<IpAddr> = zone
+            .by_name
+            .get(&LowerName::new(host))
+            .into_iter()
+            .flatten()
+            .filter_map(|r| {
+                let ip = match &r.data {
+                    RData::A(a) => IpAddr::V4(a.0),
+                    RData::AAAA(a) => IpAddr::V6(a.0),
+                    _ => return None,
+                };
+                ttl = ttl.min(r.ttl);
+                Some(ip)
+            })
+            .collect();
+        addrs.sort();
+        addrs.dedup();
+        Ok((addrs, if ttl == u32::MAX { 0 } else { ttl }))
+    }
+}
+
+fn read(path: &Path) -> Result<Zone, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("zone_file {}: {e}", path.display()))?;
+    let (_origin, sets) = Parser::new(text, Some(path.to_owned()), None)
+        .parse()
+        .map_err(|e| format!("zone_file {}: {e}", path.display()))?;
+    let mut zone = Zone::default();
+    for (key, set) in sets {
+        zone.by_name
+            .entry(key.name.clone())
+            .or_default()
+            .extend(set.records_without_rrsigs().cloned());
+    }
+    Ok(zone)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    const ZONE: &str = "$ORIGIN example.com.\n$TTL 30\n\
+        @ IN SOA ns1 hostmaster 1 3600 600 86400 30\n\
+        _mysql._tcp IN SRV 10 5 3306 db-002\n\
+        _mysql._tcp IN SRV 10 5 3306 db-001\n\
+        _alias._tcp IN CNAME _mysql._tcp\n\
+        _gone._tcp IN SRV 0 0 0 .\n\
+        db-001 IN A 10.0.0.1\n\
+        db-001 IN AAAA 2001:db8::1\n";
+
+    fn zone() -> (tempfile::TempDir, ZoneFile) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("example.com.zone");
+        std::fs::write(&path, ZONE).unwrap();
+        let z = ZoneFile::open(&path);
+        (dir, z)
+    }
+
+    #[test]
+    fn srv_records_come_sorted_with_targets_made_absolute() {
+        let (_d, z) = zone();
+        let a = z
+            .srv(&Name::from_str("_mysql._tcp.example.com.").unwrap())
+            .unwrap();
+        let hosts: Vec<_> = a.records.iter().map(|r| r.target.as_str()).collect();
+        assert_eq!(hosts, ["db-001.example.com.", "db-002.example.com."]);
+        assert_eq!(a.ttl, 30);
+    }
+
+    #[test]
+    fn cnames_are_followed_and_unknown_names_are_nxdomain() {
+        let (_d, z) = zone();
+        let a = z
+            .srv(&Name::from_str("_alias._tcp.example.com.").unwrap())
+            .unwrap();
+        assert_eq!(a.records.len(), 2);
+        let missing = z.srv(&Name::from_str("_nope._tcp.example.com.").unwrap());
+        assert_eq!(missing, Err(LookupError::NxDomain));
+        let gone = z
+            .srv(&Name::from_str("_gone._tcp.example.com.").unwrap())
+            .unwrap();
+        assert!(gone.records.is_empty() && gone.had_records);
+    }
+
+    #[test]
+    fn addresses_of_a_target() {
+        let (_d, z) = zone();
+        let (addrs, _) = z
+            .addrs(&Name::from_str("db-001.example.com.").unwrap())
+            .unwrap();
+        assert_eq!(addrs.len(), 2);
+    }
+
+    #[test]
+    fn an_edit_is_seen_and_a_broken_file_is_an_error() {
+        let (d, mut z) = zone();
+        assert!(!z.refresh());
+        let path = d.path().join("example.com.zone");
+        std::fs::write(&path, format!("{ZONE}_new._tcp IN SRV 0 0 1 db-001\n")).unwrap();
+        assert!(z.refresh());
+        assert!(
+            z.srv(&Name::from_str("_new._tcp.example.com.").unwrap())
+                .is_ok()
+        );
+        std::fs::write(&path, "$ORIGIN example.com.\n@ IN SRV garbage\n").unwrap();
+        assert!(z.refresh());
+        let err = z
+            .srv(&Name::from_str("_mysql._tcp.example.com.").unwrap())
+            .unwrap_err();
+        assert!(
+            matches!(err, LookupError::Other(ref m) if m.contains("zone_file")),
+            "{err:?}"
+        );
+    }
+}
