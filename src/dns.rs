@@ -1,26 +1,41 @@
-//! The DNS edge: SRV and A/AAAA lookups through hickory-resolver, with its
-//! errors mapped to srvd's few failure kinds. Caching by TTL is not done here
-//! (hickory's cache is off) but in `source`, where srvd can see and count it.
+//! The DNS edge: SRV and A/AAAA queries sent through hickory-resolver's name
+//! server pool (UDP with TCP on truncation, failover between servers,
+//! timeouts, attempts), with the answers read by `records`.
+//!
+//! srvd asks the pool directly instead of through `Resolver::lookup`: that
+//! path follows a CNAME in an SRV answer to the SRV *targets* and reports
+//! NXDOMAIN, and it caches behind srvd's back. Here every query is one
+//! counted query, CNAME chains are followed by srvd, and TTL caching is done
+//! in `source`, where it can be seen and tested.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result};
-use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{Name, RData, RecordType};
-use hickory_resolver::TokioResolver;
+use futures_util::StreamExt;
+use hickory_proto::op::{DnsRequestOptions, Message, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_resolver::config::{
-    ConnectionConfig, NameServerConfig, ProtocolConfig, ResolveHosts, ResolverConfig,
+    ConnectionConfig, NameServerConfig, ProtocolConfig, ResolverOpts, ServerOrderingStrategy,
 };
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::xfer::{DnsHandle, RetryDnsHandle};
 use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::{NameServerPool, PoolContext, TlsConfig};
 
 use crate::config::{DnsSettings, Net, Servers};
 use crate::records::{self, Answer, LookupError};
 
-/// A resolver set up from srvd.toml's DNS keys.
+/// CNAME hops followed across queries (each hop is one more query).
+const MAX_HOPS: usize = 4;
+
+/// Sends srvd's queries to the configured name servers.
 #[derive(Clone)]
 pub struct Resolver {
-    inner: TokioResolver,
+    handle: RetryDnsHandle<NameServerPool<TokioRuntimeProvider>>,
+    options: DnsRequestOptions,
+    sent: Arc<AtomicU64>,
 }
 
 impl Resolver {
@@ -46,14 +61,14 @@ impl Resolver {
     /// A resolver that asks exactly `servers`, in order.
     pub fn with_servers(servers: &[SocketAddr], dns: &DnsSettings) -> Result<Self> {
         anyhow::ensure!(!servers.is_empty(), "no nameserver to ask");
-        let name_servers = servers
+        let protocols: &[ProtocolConfig] = match dns.net {
+            // UDP first; a truncated answer is asked again over TCP.
+            Net::Udp => &[ProtocolConfig::Udp, ProtocolConfig::Tcp],
+            Net::Tcp => &[ProtocolConfig::Tcp],
+        };
+        let name_servers: Vec<NameServerConfig> = servers
             .iter()
             .map(|addr| {
-                let protocols: &[ProtocolConfig] = match dns.net {
-                    // UDP first; a truncated answer is asked again over TCP.
-                    Net::Udp => &[ProtocolConfig::Udp, ProtocolConfig::Tcp],
-                    Net::Tcp => &[ProtocolConfig::Tcp],
-                };
                 let connections = protocols
                     .iter()
                     .map(|p| {
@@ -65,63 +80,103 @@ impl Resolver {
                 NameServerConfig::new(addr.ip(), true, connections)
             })
             .collect();
-        let config = ResolverConfig::from_name_servers(name_servers);
-        let mut builder =
-            TokioResolver::builder_with_config(config, TokioRuntimeProvider::default());
-        let opts = builder.options_mut();
+        let mut opts = ResolverOpts::default();
         opts.timeout = dns.timeout;
         opts.attempts = dns.attempts;
         opts.edns0 = dns.edns0_size.is_some();
-        if let Some(size) = dns.edns0_size {
-            opts.edns_payload_len = size;
-        }
-        opts.cache_size = 0;
-        opts.use_hosts_file = ResolveHosts::Never;
         opts.num_concurrent_reqs = 1;
-        opts.ndots = 0;
-        opts.preserve_intermediates = true;
-        let inner = builder.build().context("building the DNS resolver")?;
-        Ok(Resolver { inner })
+        opts.server_ordering_strategy = ServerOrderingStrategy::QueryStatistics;
+        let cx = Arc::new(PoolContext::new(
+            opts,
+            TlsConfig::new().context("setting up the DNS client")?,
+        ));
+        let pool = NameServerPool::from_config(name_servers, cx, TokioRuntimeProvider::default());
+        let mut options = DnsRequestOptions::default();
+        options.use_edns = dns.edns0_size.is_some();
+        if let Some(size) = dns.edns0_size {
+            options.edns_payload_len = size;
+        }
+        // Never ask for DNSSEC records: srvd does not validate them.
+        options.edns_set_dnssec_ok = false;
+        options.recursion_desired = true;
+        Ok(Resolver {
+            handle: RetryDnsHandle::new(pool, dns.attempts.max(1)),
+            options,
+            sent: Arc::new(AtomicU64::new(0)),
+        })
     }
 
-    /// The SRV records of `domain`.
-    pub async fn srv(&self, domain: &Name) -> Result<Answer, LookupError> {
-        match self.inner.lookup(domain.clone(), RecordType::SRV).await {
-            Ok(lookup) => Ok(records::answer_from(domain, lookup.answers())),
-            Err(e) => match lookup_error(e) {
-                LookupError::NoRecords => Ok(Answer::default()),
-                other => Err(other),
-            },
+    /// Queries sent so far (each attempt that reached the pool counts once).
+    pub fn queries(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    async fn query(&self, name: &Name, rtype: RecordType) -> Result<Message, LookupError> {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        let mut responses = self
+            .handle
+            .lookup(Query::query(name.clone(), rtype), self.options);
+        match responses.next().await {
+            Some(Ok(response)) => Ok(response.into_message()),
+            Some(Err(e)) => Err(lookup_error(e)),
+            None => Err(LookupError::Other("no response".into())),
         }
+    }
+
+    /// The SRV records of `domain`, following a CNAME chain that leaves the
+    /// answer (a CNAME into another zone) with further queries.
+    pub async fn srv(&self, domain: &Name) -> Result<Answer, LookupError> {
+        let mut collected: Vec<Record> = Vec::new();
+        let mut name = domain.clone();
+        for _ in 0..MAX_HOPS {
+            match self.query(&name, RecordType::SRV).await {
+                Ok(message) => collected.extend(message.answers),
+                Err(LookupError::NoRecords) => break,
+                Err(e) => return Err(e),
+            }
+            let answer = records::answer_from(domain, &collected);
+            if answer.had_records {
+                return Ok(answer);
+            }
+            let refs: Vec<&Record> = collected.iter().collect();
+            let (owners, _) = records::chain(domain, &refs);
+            match owners.last() {
+                Some(end) if *end != name => name = end.clone(),
+                _ => break,
+            }
+        }
+        Ok(records::answer_from(domain, &collected))
     }
 
     /// The A and AAAA addresses of `host`, with the smallest TTL among them.
     /// A name with neither gives an empty list, not an error.
     pub async fn addrs(&self, host: &Name) -> Result<(Vec<IpAddr>, u32), LookupError> {
         let (v4, v6) = futures_util::future::join(
-            self.inner.lookup(host.clone(), RecordType::A),
-            self.inner.lookup(host.clone(), RecordType::AAAA),
+            self.query(host, RecordType::A),
+            self.query(host, RecordType::AAAA),
         )
         .await;
         let mut addrs = Vec::new();
         let mut ttl = u32::MAX;
         for result in [v4, v6] {
             match result {
-                Ok(lookup) => {
-                    for r in lookup.answers() {
+                Ok(message) => {
+                    let refs: Vec<&Record> = message.answers.iter().collect();
+                    let (owners, chain_ttl) = records::chain(host, &refs);
+                    for r in &message.answers {
                         let ip = match &r.data {
                             RData::A(a) => IpAddr::V4(a.0),
                             RData::AAAA(a) => IpAddr::V6(a.0),
                             _ => continue,
                         };
-                        ttl = ttl.min(r.ttl);
-                        addrs.push(ip);
+                        if owners.contains(&r.name) {
+                            ttl = ttl.min(r.ttl).min(chain_ttl);
+                            addrs.push(ip);
+                        }
                     }
                 }
-                Err(e) => match lookup_error(e) {
-                    LookupError::NoRecords | LookupError::NxDomain => {}
-                    other => return Err(other),
-                },
+                Err(LookupError::NoRecords | LookupError::NxDomain) => {}
+                Err(e) => return Err(e),
             }
         }
         addrs.sort();

@@ -316,7 +316,7 @@ impl Engine {
                 report.wake.push((i, until));
             }
         }
-        self.counters.dns_queries = self.source.queries;
+        self.counters.dns_queries = self.source.queries();
         report
     }
 
@@ -467,7 +467,11 @@ impl Engine {
             }
             Decision::Defer { why, until } => {
                 run.pending = Some((why, until));
-                self.set_ok(i);
+                // A change blocked by its back-off is still a failure; one
+                // waiting for quiescence or cooldown is healthy.
+                if why != plan::Why::Backoff {
+                    self.set_ok(i);
+                }
                 Ok(None)
             }
             Decision::Apply if self.settings.flags.dry_run => {

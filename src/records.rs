@@ -68,17 +68,15 @@ pub const MAX_LABEL: usize = 63;
 /// CNAME hops followed inside one answer.
 const MAX_CNAME_HOPS: usize = 8;
 
-/// Builds the answer for `query` from the records of a DNS response.
-pub fn answer_from<'a>(query: &Name, records: impl IntoIterator<Item = &'a Record>) -> Answer {
-    let records: Vec<&Record> = records.into_iter().collect();
-
-    // The names that stand for the query: itself and the CNAME chain from it.
+/// The names that stand for `query` in an answer: itself, then each CNAME
+/// target in the chain that starts at it. Also the smallest TTL of the chain.
+pub fn chain(query: &Name, records: &[&Record]) -> (Vec<Name>, u32) {
     let mut owners = vec![query.clone()];
     let mut ttl = u32::MAX;
     for _ in 0..MAX_CNAME_HOPS {
-        let last = owners.last().expect("never empty").clone();
+        let last = owners.last().expect("never empty");
         let next = records.iter().find_map(|r| match &r.data {
-            RData::CNAME(c) if r.name == last => Some((c.0.clone(), r.ttl)),
+            RData::CNAME(c) if r.name == *last => Some((c.0.clone(), r.ttl)),
             _ => None,
         });
         match next {
@@ -89,6 +87,13 @@ pub fn answer_from<'a>(query: &Name, records: impl IntoIterator<Item = &'a Recor
             _ => break,
         }
     }
+    (owners, ttl)
+}
+
+/// Builds the answer for `query` from the records of a DNS response.
+pub fn answer_from<'a>(query: &Name, records: impl IntoIterator<Item = &'a Record>) -> Answer {
+    let records: Vec<&Record> = records.into_iter().collect();
+    let (owners, mut ttl) = chain(query, &records);
 
     let mut answer = Answer::default();
     let mut srvs = Vec::new();

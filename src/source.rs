@@ -21,8 +21,6 @@ pub struct Source {
     backend: Backend,
     srv_cache: HashMap<Name, Cached<Answer>>,
     addr_cache: HashMap<Name, Cached<Vec<IpAddr>>>,
-    /// Queries sent to DNS servers since start (SRV, A and AAAA).
-    pub queries: u64,
 }
 
 enum Backend {
@@ -59,7 +57,6 @@ impl Source {
             backend,
             srv_cache: HashMap::new(),
             addr_cache: HashMap::new(),
-            queries: 0,
         })
     }
 
@@ -89,7 +86,6 @@ impl Source {
             })
             .collect();
         let answers = join_all(stale.iter().map(|d| resolver.srv(d))).await;
-        self.queries += stale.len() as u64;
         let mut asked: HashMap<&Name, SrvResult> = HashMap::new();
         for (domain, result) in stale.into_iter().zip(answers) {
             match &result {
@@ -146,7 +142,6 @@ impl Source {
             Backend::Zone(zone) => wanted.iter().map(|n| zone.addrs(n)).collect(),
             Backend::Dns(resolver) => {
                 let resolver = resolver.clone();
-                self.queries += 2 * wanted.len() as u64;
                 join_all(wanted.iter().map(|n| resolver.addrs(n))).await
             }
         };
@@ -180,6 +175,14 @@ impl Source {
         });
         answer.rejected.extend(dropped);
         Ok(answer)
+    }
+
+    /// Queries sent to DNS servers since start (SRV, A and AAAA).
+    pub fn queries(&self) -> u64 {
+        match &self.backend {
+            Backend::Dns(r) => r.queries(),
+            Backend::Zone(_) => 0,
+        }
     }
 
     /// Forgets cached answers so that the next fetch asks again.

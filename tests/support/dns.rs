@@ -1,0 +1,377 @@
+//! A small authoritative DNS server for tests, on real UDP and TCP sockets on
+//! loopback, built on hickory-proto. Tests change its records between cycles,
+//! count the queries it receives, and make it misbehave per name: SERVFAIL,
+//! REFUSED, NXDOMAIN, silence, truncation, garbage, spoofed answers.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket as StdUdp};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::{A, CNAME, SOA, SRV};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// How the server answers queries for one name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Normal,
+    ServFail,
+    Refused,
+    NxDomain,
+    /// NOERROR without any answer.
+    NoData,
+    /// No answer at all: the client times out.
+    Silent,
+    /// UDP answers come back truncated (TC, no records); TCP answers normally.
+    TruncateUdp,
+    /// UDP truncated, and TCP connections are closed without an answer.
+    TruncateNoTcp,
+    /// Random bytes instead of a DNS message.
+    Garbage,
+    /// A well-formed answer with the wrong message ID.
+    WrongId,
+    /// A correct answer, but sent from another port than the one asked.
+    OtherPort,
+    /// An answer whose records are for another name.
+    OtherName,
+}
+
+#[derive(Default)]
+struct State {
+    records: Vec<Record>,
+    modes: HashMap<Name, Mode>,
+    rotate: bool,
+    counter: usize,
+    queries: Vec<(Name, RecordType, bool)>,
+}
+
+#[derive(Clone)]
+pub struct DnsServer {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+}
+
+pub fn name(s: &str) -> Name {
+    let mut n = Name::from_str(s).unwrap();
+    n.set_fqdn(true);
+    n
+}
+
+impl DnsServer {
+    /// Starts a server on 127.0.0.1, UDP and TCP on the same free port.
+    pub fn start() -> Self {
+        let state = Arc::new(Mutex::new(State::default()));
+        let (udp, tcp) = loop {
+            let udp = StdUdp::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+            let port = udp.local_addr().unwrap().port();
+            if let Ok(tcp) = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
+                break (udp, tcp);
+            }
+        };
+        let addr = udp.local_addr().unwrap();
+        udp.set_nonblocking(true).unwrap();
+        tcp.set_nonblocking(true).unwrap();
+        let st = state.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let udp = Arc::new(tokio::net::UdpSocket::from_std(udp).unwrap());
+                let tcp = tokio::net::TcpListener::from_std(tcp).unwrap();
+                let st2 = st.clone();
+                tokio::spawn(async move {
+                    loop {
+                        let Ok((mut conn, _)) = tcp.accept().await else {
+                            continue;
+                        };
+                        let st = st2.clone();
+                        tokio::spawn(async move {
+                            loop {
+                                let mut len = [0u8; 2];
+                                if conn.read_exact(&mut len).await.is_err() {
+                                    return;
+                                }
+                                let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+                                if conn.read_exact(&mut buf).await.is_err() {
+                                    return;
+                                }
+                                match answer(&st, &buf, true) {
+                                    Reply::Bytes(out) => {
+                                        let mut framed = (out.len() as u16).to_be_bytes().to_vec();
+                                        framed.extend(out);
+                                        if conn.write_all(&framed).await.is_err() {
+                                            return;
+                                        }
+                                    }
+                                    _ => return,
+                                }
+                            }
+                        });
+                    }
+                });
+                let mut buf = vec![0u8; 65535];
+                loop {
+                    let Ok((n, peer)) = udp.recv_from(&mut buf).await else {
+                        continue;
+                    };
+                    match answer(&st, &buf[..n], false) {
+                        Reply::Bytes(out) => {
+                            let _ = udp.send_to(&out, peer).await;
+                        }
+                        Reply::FromOtherPort(out) => {
+                            let other = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                            let _ = other.send_to(&out, peer).await;
+                        }
+                        Reply::Nothing => {}
+                    }
+                }
+            });
+        });
+        DnsServer { addr, state }
+    }
+
+    /// The `nameservers = [...]` entry for srvd.toml.
+    pub fn toml_addr(&self) -> String {
+        format!("\"{}\"", self.addr)
+    }
+
+    /// Replaces the SRV records of `domain`: (priority, weight, port, target).
+    pub fn set_srv(&self, domain: &str, ttl: u32, records: &[(u16, u16, u16, &str)]) {
+        let owner = name(domain);
+        let mut st = self.state.lock().unwrap();
+        st.records
+            .retain(|r| !(r.name == owner && r.record_type() == RecordType::SRV));
+        for &(p, w, port, target) in records {
+            let target = if target == "." {
+                Name::root()
+            } else {
+                name(target)
+            };
+            st.records.push(Record::from_rdata(
+                owner.clone(),
+                ttl,
+                RData::SRV(SRV::new(p, w, port, target)),
+            ));
+        }
+    }
+
+    /// Adds an SRV record whose target is raw labels (hostile data).
+    pub fn add_srv_raw_target(&self, domain: &str, ttl: u32, port: u16, labels: &[&[u8]]) {
+        let target = Name::from_labels(labels.iter().copied()).unwrap();
+        self.add_record(Record::from_rdata(
+            name(domain),
+            ttl,
+            RData::SRV(SRV::new(0, 0, port, target)),
+        ));
+    }
+
+    pub fn set_a(&self, host: &str, ttl: u32, ip: Ipv4Addr) {
+        let owner = name(host);
+        let mut st = self.state.lock().unwrap();
+        st.records
+            .retain(|r| !(r.name == owner && r.record_type() == RecordType::A));
+        st.records
+            .push(Record::from_rdata(owner, ttl, RData::A(A(ip))));
+    }
+
+    pub fn set_cname(&self, from: &str, to: &str, ttl: u32) {
+        self.add_record(Record::from_rdata(
+            name(from),
+            ttl,
+            RData::CNAME(CNAME(name(to))),
+        ));
+    }
+
+    pub fn add_record(&self, r: Record) {
+        self.state.lock().unwrap().records.push(r);
+    }
+
+    pub fn remove_name(&self, domain: &str) {
+        let owner = name(domain);
+        self.state
+            .lock()
+            .unwrap()
+            .records
+            .retain(|r| r.name != owner);
+    }
+
+    pub fn set_mode(&self, domain: &str, mode: Mode) {
+        self.state.lock().unwrap().modes.insert(name(domain), mode);
+    }
+
+    /// Answers in a different order on every query.
+    pub fn set_rotate(&self, on: bool) {
+        self.state.lock().unwrap().rotate = on;
+    }
+
+    /// Queries received for `domain` of type `rtype` (UDP and TCP).
+    pub fn queries(&self, domain: &str, rtype: RecordType) -> usize {
+        let owner = name(domain);
+        self.state
+            .lock()
+            .unwrap()
+            .queries
+            .iter()
+            .filter(|(n, t, _)| *n == owner && *t == rtype)
+            .count()
+    }
+
+    /// Queries received over TCP for `domain`.
+    pub fn tcp_queries(&self, domain: &str) -> usize {
+        let owner = name(domain);
+        self.state
+            .lock()
+            .unwrap()
+            .queries
+            .iter()
+            .filter(|(n, _, tcp)| *n == owner && *tcp)
+            .count()
+    }
+}
+
+enum Reply {
+    Bytes(Vec<u8>),
+    FromOtherPort(Vec<u8>),
+    Nothing,
+}
+
+fn soa() -> Record {
+    Record::from_rdata(
+        name("example.com."),
+        1,
+        RData::SOA(SOA::new(
+            name("ns1.example.com."),
+            name("hostmaster.example.com."),
+            1,
+            3600,
+            600,
+            86400,
+            1,
+        )),
+    )
+}
+
+fn answer(state: &Arc<Mutex<State>>, packet: &[u8], tcp: bool) -> Reply {
+    let Ok(query) = Message::from_vec(packet) else {
+        return Reply::Nothing;
+    };
+    let Some(q) = query.queries.first().cloned() else {
+        return Reply::Nothing;
+    };
+    let qname = q.name().clone();
+    let qtype = q.query_type();
+    let mut st = state.lock().unwrap();
+    st.queries.push((qname.clone(), qtype, tcp));
+    st.counter += 1;
+    let mode = st.modes.get(&qname).cloned().unwrap_or(Mode::Normal);
+
+    let mut resp = Message::new(query.metadata.id, MessageType::Response, OpCode::Query);
+    resp.metadata.authoritative = true;
+    resp.metadata.recursion_desired = query.metadata.recursion_desired;
+    resp.add_query(q.clone());
+    if let Some(edns) = &query.edns {
+        let mut e = Edns::new();
+        e.set_max_payload(edns.max_payload().max(512));
+        resp.set_edns(e);
+    }
+    let code = |resp: &mut Message, code| {
+        resp.metadata.response_code = code;
+        Reply::Bytes(resp.to_vec().unwrap())
+    };
+    match mode {
+        Mode::Silent => return Reply::Nothing,
+        Mode::ServFail => return code(&mut resp, ResponseCode::ServFail),
+        Mode::Refused => return code(&mut resp, ResponseCode::Refused),
+        Mode::NxDomain => {
+            resp.add_authority(soa());
+            return code(&mut resp, ResponseCode::NXDomain);
+        }
+        Mode::NoData => {
+            resp.add_authority(soa());
+            return code(&mut resp, ResponseCode::NoError);
+        }
+        Mode::Garbage => {
+            let mut junk = packet[..2.min(packet.len())].to_vec();
+            junk.extend_from_slice(&[
+                0x81, 0x80, 0xff, 0xff, 0, 1, 0xde, 0xad, 0xbe, 0xef, 7, 7, 7,
+            ]);
+            return Reply::Bytes(junk);
+        }
+        Mode::TruncateUdp | Mode::TruncateNoTcp if !tcp => {
+            resp.metadata.truncation = true;
+            return Reply::Bytes(resp.to_vec().unwrap());
+        }
+        Mode::TruncateNoTcp => return Reply::Nothing,
+        _ => {}
+    }
+
+    // The CNAME chain, then the records of the final name.
+    let mut owner = qname.clone();
+    let mut answers = Vec::new();
+    for _ in 0..8 {
+        let cname = st.records.iter().find(|r| {
+            r.name == owner && r.record_type() == RecordType::CNAME && qtype != RecordType::CNAME
+        });
+        match cname {
+            Some(c) => {
+                answers.push(c.clone());
+                if let RData::CNAME(t) = &c.data {
+                    owner = t.0.clone();
+                }
+            }
+            None => break,
+        }
+    }
+    let mut found: Vec<Record> = st
+        .records
+        .iter()
+        .filter(|r| {
+            r.name == owner && (r.record_type() == qtype || r.record_type() == RecordType::RRSIG)
+        })
+        .cloned()
+        .collect();
+    if st.rotate && !found.is_empty() {
+        let k = st.counter % found.len();
+        found.rotate_left(k);
+    }
+    let exists = !answers.is_empty() || st.records.iter().any(|r| r.name == owner);
+    if !exists {
+        resp.add_authority(soa());
+        return code(&mut resp, ResponseCode::NXDomain);
+    }
+    if mode == Mode::OtherName {
+        let other = name("_evil._tcp.example.com.");
+        for r in &mut found {
+            r.name = other.clone();
+        }
+    }
+    answers.extend(found);
+    if answers.is_empty() {
+        resp.add_authority(soa());
+    }
+    resp.add_answers(answers);
+    let mut bytes = resp.to_vec().unwrap();
+    let limit = query
+        .edns
+        .as_ref()
+        .map_or(512, |e| e.max_payload().max(512)) as usize;
+    if !tcp && bytes.len() > limit {
+        resp.answers.clear();
+        resp.metadata.truncation = true;
+        bytes = resp.to_vec().unwrap();
+    }
+    if mode == Mode::WrongId {
+        let id = u16::from_be_bytes([bytes[0], bytes[1]]).wrapping_add(1);
+        bytes[..2].copy_from_slice(&id.to_be_bytes());
+    }
+    if mode == Mode::OtherPort {
+        return Reply::FromOtherPort(bytes);
+    }
+    Reply::Bytes(bytes)
+}
