@@ -31,11 +31,8 @@ impl Notifier {
         let enabled = allowed && std::env::var_os("NOTIFY_SOCKET").is_some();
         Notifier {
             enabled,
-            watchdog: if enabled {
-                sd_notify::watchdog_enabled()
-            } else {
-                None
-            },
+            // WATCHDOG_USEC=0 means no watchdog, not "ping constantly".
+            watchdog: sd_notify::watchdog_enabled().filter(|w| enabled && !w.is_zero()),
         }
     }
 

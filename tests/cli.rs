@@ -1,0 +1,236 @@
+//! The command line: --oneshot's exit code, --dry-run, --no-check,
+//! --no-reload, `srvd render`, `srvd check`, the Go srvd's flags, and the
+//! bundled example.
+
+mod support;
+
+use std::process::Command;
+
+use support::dns::{DnsServer, Mode};
+use support::*;
+
+const D: &str = "_mysql._tcp.example.com.";
+
+fn server() -> DnsServer {
+    let s = DnsServer::start();
+    s.set_srv(D, 0, &[(10, 5, 3306, "db-001.example.com.")]);
+    s
+}
+
+#[test]
+fn oneshot_exits_0_when_updated_or_up_to_date_and_1_on_failure() {
+    let dns = server();
+    let site = Site::new();
+    basic_config(&site, &dns, "");
+    let out = site.run(&["--oneshot"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(site.read("haproxy.cfg").contains("db-001"));
+    assert_eq!(site.reloads(), 1);
+    let out = site.run(&["--oneshot"]);
+    assert_eq!(out.status.code(), Some(0), "up to date");
+    assert_eq!(site.reloads(), 1, "nothing to reload");
+    dns.set_mode(D, Mode::ServFail);
+    let out = site.run(&["--oneshot"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SERVFAIL"));
+    dns.set_mode(D, Mode::Normal);
+    dns.set_srv(D, 0, &[(10, 5, 3306, "db-002.example.com.")]);
+    site.write("check.fail", "");
+    assert_eq!(
+        site.run(&["--oneshot"]).status.code(),
+        Some(1),
+        "a failed check"
+    );
+    assert!(site.read("haproxy.cfg").contains("db-001"));
+}
+
+#[test]
+fn oneshot_ignores_wait_and_cooldown() {
+    let dns = server();
+    let site = Site::new();
+    basic_config(&site, &dns, "cooldown = \"1h\"\nwait = \"1h\"");
+    assert_eq!(site.run(&["--oneshot"]).status.code(), Some(0));
+    dns.set_srv(D, 0, &[(10, 5, 3306, "db-002.example.com.")]);
+    assert_eq!(site.run(&["--oneshot"]).status.code(), Some(0));
+    assert!(site.read("haproxy.cfg").contains("db-002"));
+}
+
+#[test]
+fn dry_run_prints_the_diff_and_touches_nothing() {
+    let dns = server();
+    let site = Site::new();
+    basic_config(&site, &dns, "");
+    site.write("haproxy.cfg", "backend db\n  server old old.:1 check\n");
+    let out = site.run(&["--oneshot", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("-  server old old.:1 check"), "{stdout}");
+    assert!(
+        stdout.contains("+  server db-001.example.com db-001.example.com.:3306 check"),
+        "{stdout}"
+    );
+    assert_eq!(
+        site.read("haproxy.cfg"),
+        "backend db\n  server old old.:1 check\n"
+    );
+    assert_eq!(site.reloads(), 0);
+    assert_eq!(site.checks(), 0);
+    assert!(files_with_prefix(site.dir.path(), ".srvd").is_empty());
+}
+
+#[test]
+fn dry_run_in_the_config_and_the_go_flag_work_too() {
+    let dns = server();
+    let site = Site::new();
+    basic_config(&site, &dns, "dryrun = true");
+    assert_eq!(site.run(&["--oneshot"]).status.code(), Some(0));
+    assert!(!site.exists("haproxy.cfg"));
+    basic_config(&site, &dns, "");
+    let out = Command::new(SRVD)
+        .args([
+            "-config",
+            site.path("srvd.toml").to_str().unwrap(),
+            "-oneshot",
+            "-dryrun",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!site.exists("haproxy.cfg"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("+backend db"));
+}
+
+#[test]
+fn no_check_and_no_reload_skip_their_commands() {
+    let dns = server();
+    let site = Site::new();
+    basic_config(&site, &dns, "");
+    site.write("check.fail", "");
+    assert_eq!(
+        site.run(&["--oneshot", "--no-check", "--no-reload"])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert!(site.read("haproxy.cfg").contains("db-001"));
+    assert_eq!(site.checks(), 0);
+    assert_eq!(site.reloads(), 0);
+}
+
+#[test]
+fn render_prints_what_dest_would_be_from_dns_or_a_zone_file() {
+    let dns = server();
+    let site = Site::new();
+    basic_config(&site, &dns, "");
+    let out = site.run(&["render"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "backend db\n  server db-001.example.com db-001.example.com.:3306 check\n"
+    );
+    assert!(!site.exists("haproxy.cfg"));
+    site.write(
+        "z.zone",
+        "$ORIGIN example.com.\n@ 30 IN SOA ns1 h 1 1 1 1 1\n_mysql._tcp 30 IN SRV 0 0 3307 zdb\n",
+    );
+    let out = site.run(&["render", "--zone", site.path("z.zone").to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("zdb.example.com.:3307"));
+    let out = site.run(&["render", "--template", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn version_and_help() {
+    for flag in ["--version", "-version"] {
+        let out = Command::new(SRVD).arg(flag).output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("srvd {}", env!("CARGO_PKG_VERSION"))
+        );
+    }
+    let out = Command::new(SRVD).arg("--bogus").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn generate_writes_the_man_page_and_completions() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(SRVD)
+        .args(["generate", "--man"])
+        .arg(dir.path())
+        .arg("--completions")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let man = std::fs::read_to_string(dir.path().join("srvd.8")).unwrap();
+    assert!(
+        man.contains(".TH srvd 8") && man.contains("\\-\\-oneshot"),
+        "{man}"
+    );
+    for f in ["srvd.bash", "_srvd", "srvd.fish"] {
+        assert!(dir.path().join(f).exists(), "{f}");
+    }
+}
+
+#[test]
+fn the_bundled_example_runs_without_a_dns_server() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let site = Site::new();
+    for f in ["srvd.toml", "haproxy.cfg.tmpl", "example.com.zone"] {
+        std::fs::copy(format!("{root}/examples/{f}"), site.path(f)).unwrap();
+    }
+    let text = site
+        .read("srvd.toml")
+        .replace("status_port = 8080", "nohttpd = true");
+    site.write("srvd.toml", &text);
+    let out = site.run(&["--oneshot"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cfg = site.read("out/haproxy.cfg");
+    assert!(
+        cfg.contains("server db-001.example.com 127.0.0.11:3306 check\n"),
+        "{cfg}"
+    );
+    assert!(
+        cfg.contains("server db-003.example.com 127.0.0.13:3306 check backup\n"),
+        "{cfg}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("echo (stdout): reloading haproxy"));
+
+    // Editing the zone file is followed by the daemon.
+    let d = site.start();
+    assert!(d.wait_log("ready", secs(5.0)) || d.wait_log("started", secs(1.0)));
+    let zone = site
+        .read("example.com.zone")
+        .replace("_mysql._tcp  IN SRV  10 10 3306 db-002\n", "");
+    site.write("example.com.zone", &zone);
+    assert!(
+        wait_until(secs(6.0), || !site
+            .read("out/haproxy.cfg")
+            .contains("db-002")),
+        "{}",
+        d.log()
+    );
+    assert!(
+        d.wait_log("removed: db-002.example.com:3306", secs(2.0)),
+        "{}",
+        d.log()
+    );
+}

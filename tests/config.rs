@@ -1,0 +1,406 @@
+//! srvd.toml as users write it: the Go srvd's configs load unchanged, and
+//! every mistake is refused with a message that names the key (and its line
+//! where TOML knows it), exit code 78, and no panic.
+
+mod support;
+
+use support::*;
+
+fn check(site: &Site, config: &str) -> (i32, String) {
+    site.write("srvd.toml", config);
+    let out = site.run(&["check"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn site_with_template() -> Site {
+    let site = Site::new();
+    site.write("t.tmpl", "{% for s in srvs %}{{ s.target }}\n{% endfor %}");
+    site
+}
+
+#[test]
+fn the_go_srvd_readme_config_loads_as_it_is() {
+    let text = r#"src = "/etc/haproxy/haproxy.cfg.tmpl"
+dest = "/etc/haproxy/haproxy.cfg"
+domain = "_mysql._tcp.example.com"
+reload_cmd = "/bin/systemctl reload haproxy.service"
+check_cmd = "/usr/sbin/haproxy -c -V -f {{ .src }}"
+interval = 1
+timeout = 3
+cooldown = 60
+"#;
+    let s = srvd::config::parse(text, std::path::Path::new("/etc/srvd/srvd.toml")).unwrap();
+    let t = &s.templates[0];
+    assert_eq!(t.dest, std::path::Path::new("/etc/haproxy/haproxy.cfg"));
+    assert_eq!(t.domains[0].text, "_mysql._tcp.example.com");
+    assert_eq!(t.timing.interval.as_secs(), 1);
+    assert_eq!(t.timing.timeout.as_secs(), 3);
+    assert_eq!(t.timing.cooldown.as_secs(), 60);
+    let argv = t
+        .check_cmd
+        .as_ref()
+        .unwrap()
+        .expand(std::path::Path::new("/etc/haproxy/.staged"), &t.dest);
+    assert_eq!(argv.last().unwrap(), "/etc/haproxy/.staged");
+}
+
+#[test]
+fn every_key_of_the_go_srvd_is_accepted() {
+    let site = site_with_template();
+    let (code, out) = check(
+        &site,
+        r#"src = "t.tmpl"
+dest = "out.cfg"
+domains = ["_http._tcp.example.com", "_mysql._tcp.example.com"]
+reload_cmd = "true"
+check_cmd = "true {{ src }}"
+interval = 1
+timeout = 3
+cooldown = 60
+resolv_conf = "/etc/resolv.conf"
+status_port = 8080
+sdnotify = false
+disable_rollback_on_reload_failure = false
+edns0_size = 4096
+net = "udp"
+dryrun = false
+noreload = false
+nocheck = false
+nohttpd = true
+oneshot = false
+"#,
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("OK (1 template"), "{out}");
+}
+
+#[test]
+fn several_templates_and_new_keys_are_accepted() {
+    let site = site_with_template();
+    let (code, out) = check(
+        &site,
+        r#"nameservers = ["127.0.0.1:5353", "[::1]:53", "10.0.0.1"]
+dns_timeout = "500ms"
+dns_attempts = 3
+interval = "2s"
+wait = { min = "1s", max = "4s" }
+splay = "5s"
+reload_cmd = "systemctl reload haproxy"
+
+[[template]]
+name = "haproxy"
+src = "t.tmpl"
+dest = "a.cfg"
+domain = "_mysql._tcp.example.com"
+mode = "0640"
+owner = 0
+group = "root"
+min_records = 2
+resolve_targets = true
+
+[[template]]
+src = "t.tmpl"
+dest = "b.cfg"
+domains = ["_redis._tcp.example.com"]
+allow_empty = true
+wait = "500ms:2s"
+cooldown = "1m"
+"#,
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("2 templates: haproxy,"), "{out}");
+}
+
+/// (what, config, text the message must contain)
+const BAD: &[(&str, &str, &[&str])] = &[
+    (
+        "unknown key",
+        "src = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\nreload_cmnd = \"x\"\n",
+        &["reload_cmnd", "line 4"],
+    ),
+    (
+        "unknown key in a template",
+        "[[template]]\nsrc = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\nsorce = 1\n",
+        &["sorce", "line 5"],
+    ),
+    (
+        "unknown key in wait",
+        "src = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\nwait = { min = \"1s\", maks = \"2s\" }\n",
+        &["maks"],
+    ),
+    ("bad TOML", "src = \"t.tmpl\ndest = \"o\"\n", &["line 1"]),
+    (
+        "wrong type",
+        "src = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\ninterval = true\n",
+        &["interval", "line 4"],
+    ),
+    (
+        "interval 0",
+        "src = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\ninterval = 0\n",
+        &["`interval`"],
+    ),
+    (
+        "timeout 0",
+        "src = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\ntimeout = \"0s\"\n",
+        &["`timeout`"],
+    ),
+    (
+        "bad duration",
+        "src = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\ncooldown = \"2x\"\n",
+        &["2x", "line 4"],
+    ),
+    (
+        "negative duration",
+        "src = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\ncooldown = -1\n",
+        &["cooldown", "line 4"],
+    ),
+    (
+        "wait max below min",
+        "src = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\nwait = \"5s:1s\"\n",
+        &["wait", "max"],
+    ),
+    ("no template at all", "interval = 1\n", &["no template"]),
+    (
+        "src missing",
+        "dest = \"o\"\ndomain = \"_a._tcp.x\"\n",
+        &["`src`"],
+    ),
+    (
+        "dest missing",
+        "src = \"t.tmpl\"\ndomain = \"_a._tcp.x\"\n",
+        &["`dest`"],
+    ),
+    (
+        "src equals dest",
+        "src = \"t.tmpl\"\ndest = \"t.tmpl\"\ndomain = \"_a._tcp.x\"\n",
+        &["`src` and `dest` are the same file"],
+    ),
+    (
+        "no domains",
+        "src = \"t.tmpl\"\ndest = \"o\"\n",
+        &["`domains`"],
+    ),
+    (
+        "empty domains",
+        "src = \"t.tmpl\"\ndest = \"o\"\ndomains = []\n",
+        &["`domains` is empty"],
+    ),
+    (
+        "domain and domains",
+        "src = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\ndomains = [\"_b._tcp.x\"]\n",
+        &["`domain` or `domains`"],
+    ),
+    (
+        "bad domain",
+        "src = \"t.tmpl\"\ndest = \"o\"\ndomain = \"a b..c\"\n",
+        &["`domains`", "a b..c"],
+    ),
+    (
+        "duplicate domain",
+        "src = \"t.tmpl\"\ndest = \"o\"\ndomains = [\"_a._tcp.x\", \"_A._tcp.x.\"]\n",
+        &["twice"],
+    ),
+    (
+        "empty check_cmd",
+        "src = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\ncheck_cmd = \"\"\n",
+        &["`check_cmd`", "empty"],
+    ),
+    (
+        "empty reload_cmd",
+        "src = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\nreload_cmd = \"  \"\n",
+        &["`reload_cmd`", "empty"],
+    ),
+    (
+        "unbalanced quotes",
+        "src = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\nreload_cmd = \"echo 'x\"\n",
+        &["`reload_cmd`", "unbalanced"],
+    ),
+    (
+        "unknown placeholder",
+        "src = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\ncheck_cmd = \"haproxy -c -f {{ .source }}\"\n",
+        &["`check_cmd`", "source"],
+    ),
+    (
+        "bad mode",
+        "src = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\nmode = \"rw-r--r--\"\n",
+        &["`mode`"],
+    ),
+    (
+        "mode as a number",
+        "src = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\nmode = 644\n",
+        &["mode", "line 4"],
+    ),
+    (
+        "unknown owner",
+        "src = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\nowner = \"no-such-user-srvd\"\n",
+        &["`owner`", "no-such-user-srvd"],
+    ),
+    (
+        "unknown group",
+        "src = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\ngroup = \"no-such-group-srvd\"\n",
+        &["`group`", "no-such-group-srvd"],
+    ),
+    (
+        "bad net",
+        "src = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\nnet = \"sctp\"\n",
+        &["sctp", "line 4"],
+    ),
+    (
+        "bad nameserver",
+        "src = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\nnameservers = [\"ns1.example.com\"]\n",
+        &["`nameservers`", "ns1.example.com"],
+    ),
+    (
+        "empty nameservers",
+        "src = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\nnameservers = []\n",
+        &["`nameservers` is empty"],
+    ),
+    (
+        "zone_file and nameservers",
+        "src = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\nzone_file = \"z\"\nnameservers = [\"127.0.0.1\"]\n",
+        &["`zone_file` and `nameservers`"],
+    ),
+    (
+        "status_port out of range",
+        "src = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\nstatus_port = 70000\n",
+        &["status_port", "line 4"],
+    ),
+    (
+        "bad status_addr",
+        "src = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\nstatus_addr = \"localhost\"\n",
+        &["status_addr", "line 4"],
+    ),
+    (
+        "tiny edns0_size",
+        "src = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\nedns0_size = 100\n",
+        &["`edns0_size`"],
+    ),
+    (
+        "dns_attempts 0",
+        "src = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\ndns_attempts = 0\n",
+        &["`dns_attempts`"],
+    ),
+    (
+        "two templates, one dest",
+        "[[template]]\nsrc = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\n[[template]]\nsrc = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_b._tcp.x\"\n",
+        &["`dest`", "both write"],
+    ),
+    (
+        "missing template file",
+        "src = \"nope.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\n",
+        &["nope.tmpl", "cannot read"],
+    ),
+    (
+        "template syntax error",
+        "src = \"bad.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\n",
+        &["bad.tmpl:2"],
+    ),
+    (
+        "template unknown filter",
+        "src = \"filter.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\n",
+        &["filter.tmpl:1", "nofilter"],
+    ),
+    (
+        "template as a list",
+        "src = [\"t.tmpl\"]\ndest = \"o\"\ndomain = \"_a._tcp.x\"\n",
+        &["src", "line 1"],
+    ),
+    (
+        "template table not a list",
+        "[template]\nsrc = \"t.tmpl\"\n",
+        &["template"],
+    ),
+];
+
+#[test]
+fn every_bad_config_names_the_key_and_exits_78() {
+    let site = site_with_template();
+    site.write("bad.tmpl", "ok\n{% for x in %}\n");
+    site.write("filter.tmpl", "{{ srvs | nofilter }}\n");
+    assert!(BAD.len() >= 30);
+    for (what, config, needles) in BAD {
+        let (code, out) = check(&site, config);
+        assert_eq!(code, 78, "{what}: exit code\n{out}");
+        for n in *needles {
+            assert!(
+                out.contains(n),
+                "{what}: message should contain {n:?}:\n{out}"
+            );
+        }
+        assert!(!out.contains("panicked"), "{what}: {out}");
+    }
+}
+
+#[test]
+fn all_problems_are_listed_at_once() {
+    let site = site_with_template();
+    let (code, out) = check(
+        &site,
+        "src = \"t.tmpl\"\ndest = \"o\"\ninterval = 0\nmode = \"9\"\n",
+    );
+    assert_eq!(code, 78);
+    assert!(out.contains("3 problems"), "{out}");
+    assert!(
+        out.contains("`domains`") && out.contains("`interval`") && out.contains("`mode`"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_missing_config_file_is_a_config_error() {
+    let site = Site::new();
+    let out = site.run(&["check"]);
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the config"));
+}
+
+#[test]
+fn the_daemon_refuses_a_bad_config_at_start_with_78() {
+    let site = site_with_template();
+    site.write(
+        "srvd.toml",
+        "src = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\nreload_cmnd = \"x\"\n",
+    );
+    let out = site.run(&[]);
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("reload_cmnd"));
+}
+
+#[test]
+fn relative_paths_are_relative_to_the_config_file() {
+    let s = srvd::config::parse(
+        "src = \"t.tmpl\"\ndest = \"out/x.cfg\"\ndomain = \"_a._tcp.x\"\nzone_file = \"z.zone\"\n",
+        std::path::Path::new("/etc/srvd/srvd.toml"),
+    )
+    .unwrap();
+    assert_eq!(s.templates[0].src, std::path::Path::new("/etc/srvd/t.tmpl"));
+    assert_eq!(
+        s.templates[0].dest,
+        std::path::Path::new("/etc/srvd/out/x.cfg")
+    );
+    assert_eq!(
+        s.source,
+        srvd::config::RecordSource::ZoneFile("/etc/srvd/z.zone".into())
+    );
+}
+
+#[test]
+fn top_level_keys_are_defaults_for_templates() {
+    let s = srvd::config::parse(
+        "interval = 5\ncheck_cmd = \"check {{ src }}\"\n[[template]]\nsrc = \"a\"\ndest = \"b\"\ndomain = \"_a._tcp.x\"\n[[template]]\nsrc = \"a\"\ndest = \"c\"\ndomain = \"_a._tcp.x\"\ninterval = 2\ncheck_cmd = \"other\"\n",
+        std::path::Path::new("/x/srvd.toml"),
+    )
+    .unwrap();
+    assert_eq!(s.templates[0].timing.interval.as_secs(), 5);
+    assert_eq!(s.templates[1].timing.interval.as_secs(), 2);
+    assert_eq!(
+        s.templates[0].check_cmd.as_ref().unwrap().text(),
+        "check {{ src }}"
+    );
+    assert_eq!(s.templates[1].check_cmd.as_ref().unwrap().text(), "other");
+}
