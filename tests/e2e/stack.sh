@@ -1,0 +1,302 @@
+# The end-to-end stack, shared by run.sh and bench-propagation.sh. Source it,
+# then call stack_init and the start_* functions. Everything runs on loopback
+# addresses, out of one temporary directory, and stack_cleanup (installed as
+# the EXIT trap by stack_init) stops exactly the processes started here.
+#
+#   Knot DNS     authoritative for example.com on $DNS_ADDR:$DNS_PORT, updated
+#                with nsupdate (RFC 2136, signed with a TSIG key)
+#   db-001..003  TCP servers on 127.0.0.11..13:3306 that answer with their name
+#   HAProxy      master-worker (-W) with a master CLI (-S), on 127.0.0.1:3306 as
+#                examples/haproxy.cfg.tmpl binds it; reloaded with SIGUSR2 to
+#                the master, which hands the listening sockets to the new worker
+#   srvd         renders examples/haproxy.cfg.tmpl from the SRV records,
+#                checks with `haproxy -c`, reloads through the master
+#   client       connects through HAProxy at a steady rate, logs every answer
+#                and every failure with timestamps
+
+E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$E2E_DIR/../.." && pwd)
+HELPER="$E2E_DIR/e2e.py"
+TEMPLATE="$ROOT/examples/haproxy.cfg.tmpl"
+
+DNS_ADDR=${SRVD_E2E_DNS_ADDR:-127.0.0.1}
+DNS_PORT=${SRVD_E2E_DNS_PORT:-5300}
+STATUS_PORT=${SRVD_E2E_STATUS_PORT:-18081}
+STATUS_URL="http://127.0.0.1:$STATUS_PORT"
+# Where examples/haproxy.cfg.tmpl binds its frontend.
+FRONTEND_ADDR=127.0.0.1
+FRONTEND_PORT=3306
+SRV_NAME=_mysql._tcp.example.com
+BACKEND_PORT=3306
+# The key nsupdate signs its updates with; Knot accepts updates only with it.
+TSIG="hmac-sha256:srvd-e2e-update:c3J2ZC1lMmUtdXBkYXRlLWtleS0wMTIzNDU2Nzg5YWI="
+
+# Settings of the run, set by the caller before start_dns / write_srvd_config.
+TTL=${TTL:-1}
+INTERVAL=${INTERVAL:-1}
+
+T=
+KNOT_PID=
+HAPROXY_PID=
+SRVD_PID=
+CLIENT_PID=
+BACKEND_PIDS=()
+
+now() { date +%s.%N; }
+
+die() {
+  echo "error: $*" >&2
+  exit 1
+}
+
+# Refuses to start when something already listens where the stack must.
+stack_init() {
+  local p
+  for p in knotd kdig nsupdate haproxy python3 curl ss; do
+    command -v "$p" >/dev/null || die "$p is not installed"
+  done
+  SRVD=$(srvd_bin) || die "cannot build srvd"
+  [ -x "$SRVD" ] || die "srvd binary $SRVD not found"
+  local busy
+  busy=$(ss -Hlntu 2>/dev/null | awk '{print $5}' | grep -E \
+    "^(\*|0\.0\.0\.0|\[::\]|$DNS_ADDR):$DNS_PORT\$|^(\*|0\.0\.0\.0|\[::\]|$FRONTEND_ADDR):$FRONTEND_PORT\$|^(\*|0\.0\.0\.0|\[::\]|127\.0\.0\.1):$STATUS_PORT\$|^127\.0\.0\.1[123]:$BACKEND_PORT\$" || true)
+  [ -z "$busy" ] || die "these addresses are already in use: $(echo $busy)"
+  T=$(mktemp -d "${TMPDIR:-/tmp}/srvd-e2e.XXXXXX")
+  mkdir -p "$T/knot/zones" "$T/knot/db" "$T/haproxy"
+  trap stack_cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+
+# Stops one process we started: SIGTERM, then SIGKILL after 5 s.
+stop_pid() {
+  local pid=$1 i
+  [ -n "$pid" ] || return 0
+  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
+  kill -TERM "$pid" 2>/dev/null
+  for i in $(seq 50); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  return 0
+}
+
+stack_cleanup() {
+  local status=$?
+  trap - EXIT
+  stop_pid "$CLIENT_PID"
+  stop_pid "$SRVD_PID"
+  stop_pid "$HAPROXY_PID"
+  local pid
+  for pid in "${BACKEND_PIDS[@]}"; do stop_pid "$pid"; done
+  stop_pid "$KNOT_PID"
+  if [ -n "$T" ] && [ -d "$T" ]; then
+    if [ "$status" -ne 0 ] || [ -n "${SRVD_E2E_KEEP:-}" ]; then
+      echo "== logs kept in $T"
+    else
+      rm -rf "$T"
+    fi
+  fi
+  exit "$status"
+}
+
+# --- Knot DNS ---------------------------------------------------------------
+
+# The zone as it starts: db-001 alone in the SRV set, A records for all three.
+write_zone() {
+  cat >"$T/knot/zones/example.com.zone" <<EOF
+\$ORIGIN example.com.
+\$TTL $TTL
+@            IN SOA  ns1 hostmaster 1 3600 600 86400 $TTL
+@            IN NS   ns1
+ns1          IN A    $DNS_ADDR
+_mysql._tcp  IN SRV  10 10 $BACKEND_PORT db-001
+db-001       IN A    127.0.0.11
+db-002       IN A    127.0.0.12
+db-003       IN A    127.0.0.13
+EOF
+  local secret=${TSIG##*:} key=${TSIG#*:}
+  key=${key%%:*}
+  cat >"$T/knot/knot.conf" <<EOF
+server:
+  rundir: "$T/knot"
+  pidfile: "$T/knot/knot.pid"
+  listen: $DNS_ADDR@$DNS_PORT
+control:
+  listen: "$T/knot/knot.sock"
+database:
+  storage: "$T/knot/db"
+log:
+  - target: stderr
+    any: info
+key:
+  - id: $key
+    algorithm: hmac-sha256
+    secret: $secret
+acl:
+  - id: update
+    address: 127.0.0.0/8
+    key: $key
+    action: update
+template:
+  - id: default
+    storage: "$T/knot/zones"
+    file: "%s.zone"
+zone:
+  - domain: example.com
+    acl: update
+EOF
+}
+
+dns_answers() {
+  kdig @"$DNS_ADDR" -p "$DNS_PORT" +short +time=1 +retry=0 "$@" 2>/dev/null
+}
+
+start_dns() {
+  [ -f "$T/knot/knot.conf" ] || write_zone
+  knotd -c "$T/knot/knot.conf" >>"$T/knot/knot.log" 2>&1 &
+  KNOT_PID=$!
+  local i
+  for i in $(seq 100); do
+    dns_answers SOA example.com | grep -q hostmaster && return 0
+    kill -0 "$KNOT_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  tail -n 20 "$T/knot/knot.log" >&2
+  die "knotd did not start"
+}
+
+stop_dns() {
+  stop_pid "$KNOT_PID"
+  KNOT_PID=
+}
+
+# dns_update "update add ..." ...: one signed RFC 2136 update. check-names is
+# off so that hostile targets can be published, as a compromised or careless
+# DNS operator could.
+dns_update() {
+  local line
+  {
+    echo "server $DNS_ADDR $DNS_PORT"
+    echo "zone example.com"
+    echo "check-names no"
+    for line in "$@"; do echo "$line"; done
+    echo "send"
+  } | nsupdate -y "$TSIG" -t 5
+}
+
+# --- backends, HAProxy, client ------------------------------------------------
+
+start_backends() {
+  local n
+  for n in 1 2 3; do
+    python3 "$HELPER" backend "db-00$n" "127.0.0.1$n" "$BACKEND_PORT" >>"$T/backends.log" 2>&1 &
+    BACKEND_PIDS+=($!)
+  done
+  for n in 1 2 3; do
+    wait_for 10 backend_answers "127.0.0.1$n" "db-00$n" || die "backend db-00$n did not start"
+  done
+}
+
+backend_answers() {
+  python3 -c 'import socket,sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1)
+sys.exit(0 if s.recv(64).strip() == sys.argv[3].encode() else 1)' "$1" "$BACKEND_PORT" "$2" 2>/dev/null
+}
+
+start_haproxy() {
+  haproxy -W -S "$T/haproxy/master.sock" -f "$T/haproxy/haproxy.cfg" -p "$T/haproxy/haproxy.pid" \
+    >>"$T/haproxy/haproxy.log" 2>&1 &
+  HAPROXY_PID=$!
+  wait_for 10 frontend_up || { tail -n 20 "$T/haproxy/haproxy.log" >&2; die "haproxy did not start"; }
+}
+
+frontend_up() {
+  [ -S "$T/haproxy/master.sock" ] && [ -s "$T/haproxy/haproxy.pid" ] &&
+    python3 -c 'import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1).close()' \
+      "$FRONTEND_ADDR" "$FRONTEND_PORT" 2>/dev/null
+}
+
+# How many times the HAProxy master has reloaded, and how many reloads failed.
+haproxy_reloads() {
+  python3 "$HELPER" reloads "$T/haproxy/master.sock"
+}
+
+start_client() {
+  local rate=${1:-50}
+  CLIENT_LOG="$T/client.log"
+  python3 "$HELPER" client "$FRONTEND_ADDR" "$FRONTEND_PORT" "$CLIENT_LOG" --rate "$rate" \
+    2>>"$T/client.err" &
+  CLIENT_PID=$!
+}
+
+stop_client() {
+  stop_pid "$CLIENT_PID"
+  CLIENT_PID=
+}
+
+# --- srvd ---------------------------------------------------------------------
+
+# write_srvd_config [TEMPLATE]: the config srvd runs with.
+write_srvd_config() {
+  local src=${1:-$TEMPLATE}
+  cat >"$T/srvd.toml.new" <<EOF
+src = "$src"
+dest = "$T/haproxy/haproxy.cfg"
+domain = "$SRV_NAME"
+nameservers = ["$DNS_ADDR:$DNS_PORT"]
+dns_timeout = "500ms"
+dns_attempts = 2
+resolve_targets = true
+check_cmd = "haproxy -c -f {{ src }}"
+# As haproxy.service does it: SIGUSR2 to the master, which starts a new
+# worker with the listening sockets of the old one.
+reload_cmd = "sh -c 'kill -USR2 \$(cat $T/haproxy/haproxy.pid)'"
+interval = "${INTERVAL}s"
+timeout = "10s"
+status_addr = "127.0.0.1"
+status_port = $STATUS_PORT
+EOF
+  mv "$T/srvd.toml.new" "$T/srvd.toml"
+}
+
+# srvd without anything it could inherit from a service manager (env execs
+# it, so that $! is srvd itself).
+SRVD_ENV=(env -u NOTIFY_SOCKET -u LISTEN_FDS -u LISTEN_PID -u LISTEN_FDNAMES -u WATCHDOG_USEC
+  -u WATCHDOG_PID -u JOURNAL_STREAM -u RUST_LOG)
+
+# The first haproxy.cfg, before HAProxy starts: one srvd run, no reload.
+render_first() {
+  "${SRVD_ENV[@]}" "$SRVD" --config "$T/srvd.toml" --oneshot --no-reload >>"$T/srvd.log" 2>&1
+}
+
+start_srvd() {
+  "${SRVD_ENV[@]}" "$SRVD" --config "$T/srvd.toml" >>"$T/srvd.log" 2>&1 &
+  SRVD_PID=$!
+}
+
+status_json() {
+  curl -fsS --max-time 2 "$STATUS_URL/status"
+}
+
+# status_has 'PYTHON EXPRESSION': d is /status, t its first template.
+status_has() {
+  status_json | python3 -c 'import json, sys
+d = json.load(sys.stdin)
+t = d["templates"][0]
+sys.exit(0 if eval(sys.argv[1]) else 1)' "$1"
+}
+
+# --- waiting --------------------------------------------------------------------
+
+# wait_for SECONDS command...: like tests/lib.sh `eventually`, without counting.
+wait_for() {
+  local limit=$1
+  shift
+  local deadline=$((SECONDS + limit))
+  until "$@" 2>/dev/null; do
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 0.1
+  done
+}
