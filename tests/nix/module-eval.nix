@@ -192,6 +192,17 @@ let
   };
 
   good = eval [ haproxy ];
+
+  # Whether each value is accepted, a type error being an answer, not a failure.
+  accepted =
+    option: values:
+    map (
+      v:
+      let
+        value = (eval [ { services.srvd.settings.${option} = v; } ]).services.srvd.settings.${option};
+      in
+      (builtins.tryEval (builtins.deepSeq value value)).success
+    ) values;
 in
 {
   failing = failing good;
@@ -210,7 +221,15 @@ in
     ]).systemd.sockets.srvd.listenStreams;
   noTemplate = failing (eval [ { services.srvd.enable = true; } ]);
   disabled = (eval [ { services.srvd.settings.interval = "2s"; } ]).systemd.services;
-  # A type error surfaces only when the value is used: tryEval keeps it an answer.
-  badInterval =
-    (builtins.tryEval (eval [ haproxy { services.srvd.settings.interval = "5 seconds"; } ]).services.srvd.settings.interval).success;
+  intervals = accepted "interval" [
+    "1m30s"
+    5
+    "5 seconds"
+  ];
+  waits = accepted "wait" [
+    "2s:10s"
+    { min = "2s"; }
+    "2s:"
+    { min = "2 s"; }
+  ];
 }

@@ -63,8 +63,9 @@ refused() {
 echo "== every .nix file parses"
 mapfile -t files < <(cd "$root" && find flake.nix nix tests/nix -name '*.nix' | sort)
 check "there are Nix files to parse (found ${#files[@]})" [ "${#files[@]}" -ge 8 ]
+parses() { nix-instantiate --parse "$root/$1" >/dev/null; }
 for f in "${files[@]}"; do
-  check "$f parses" nix-instantiate --parse "$root/$f" >/dev/null
+  check "$f parses" parses "$f"
 done
 
 echo "== durations, as srvd.toml accepts them"
@@ -256,7 +257,8 @@ else
   module_expect "no template is refused" noTemplate \
     '["services.srvd.settings: no template. Add one to services.srvd.settings.template, e.g. { text = \"...\"; dest = \"/etc/haproxy/haproxy.cfg\"; domains = [ \"_mysql._tcp.example.com\" ]; }."]'
   module_expect "nothing runs unless enabled" disabled '{}'
-  module_expect "a duration srvd cannot read is a type error" badInterval 'false'
+  module_expect "a duration srvd cannot read is a type error" intervals '[true,true,false]'
+  module_expect "so is a wait srvd cannot read" waits '[true,true,false,false]'
   # The generated srvd.toml, with its store paths mapped to where this store
   # keeps them, must be a config srvd accepts.
   if [ -f "$store$config" ]; then
