@@ -74,9 +74,12 @@ in
       };
 
       systemd.services = lib.listToAttrs (map replica [ 1 2 3 4 ]) // {
-        # Started by srvd's reload command once the first config is written.
+        # At boot with the last config srvd wrote, if any; on a first boot
+        # srvd's reload command starts it once the config exists.
         haproxy = {
           description = "HAProxy in front of the MySQL replicas";
+          wantedBy = [ "multi-user.target" ];
+          unitConfig.ConditionPathExists = "/etc/haproxy/haproxy.cfg";
           serviceConfig = {
             Type = "notify";
             ExecStart = "${pkgs.haproxy}/bin/haproxy -Ws -f /etc/haproxy/haproxy.cfg";
@@ -155,7 +158,7 @@ in
 
     with subtest("HAProxy serves the active replicas"):
         machine.wait_for_unit("haproxy.service")
-        machine.wait_for_open_port(3306)
+        machine.wait_for_open_port(3306, "127.0.0.1")
         machine.wait_until_succeeds("socat -T2 -u TCP:127.0.0.1:3306 - | grep -q '^db-00[12]$'")
         assert served() == {"db-001", "db-002"}
 
