@@ -151,10 +151,18 @@ rec {
       settings,
       socketActivation ? false,
       storeDir ? "/nix/store",
+      # The unit's, to know what its sandbox hides.
+      serviceConfig ? unit.serviceConfig,
     }:
     let
       ts = templates settings;
       says = t: msg: "services.srvd.settings: ${t.label}: ${msg}";
+      under = dir: path: substring 0 (stringLength dir + 1) path == "${dir}/";
+      # Directories srvd sees empty or private: nothing it writes there
+      # reaches another service.
+      hidden =
+        (if elem (serviceConfig.ProtectHome or false) [ true "yes" "tmpfs" ] then [ "/home" "/root" "/run/user" ] else [ ])
+        ++ (if elem (serviceConfig.PrivateTmp or false) [ true "yes" ] then [ "/tmp" "/var/tmp" ] else [ ]);
       perTemplate = t: [
         {
           assertion = t.dest != null;
@@ -173,8 +181,12 @@ rec {
           message = says t "`src` and `dest` are the same file (${absolute t.dest}): srvd would overwrite its own template.";
         }
         {
-          assertion = t.dest == null || substring 0 (stringLength storeDir + 1) (absolute t.dest) != "${storeDir}/";
+          assertion = t.dest == null || !under storeDir (absolute t.dest);
           message = says t "`dest` ${toString t.dest} is in the Nix store, which is read-only: srvd must write it elsewhere, e.g. /etc/haproxy/haproxy.cfg.";
+        }
+        {
+          assertion = t.dest == null || !any (dir: under dir (absolute t.dest)) hidden;
+          message = says t "`dest` ${toString t.dest} is in a directory srvd's sandbox hides (ProtectHome, PrivateTmp): no other service would see the file. Write it elsewhere, e.g. under /etc or /var/lib.";
         }
         {
           assertion = t.domain == null || t.domains == null;

@@ -53,7 +53,7 @@ let
         example = ''
           backend mysql
           {%- for s in srvs %}
-            server {{ s.host }} {{ s.target }}:{{ s.port }} check
+            server {{ s.host }} {{ s.host }}:{{ s.port }} check
           {%- endfor %}
         '';
         description = ''
@@ -210,6 +210,7 @@ in
     assertions = srvdLib.assertions {
       inherit (cfg) settings socketActivation;
       inherit (builtins) storeDir;
+      inherit (config.systemd.services.srvd) serviceConfig;
     };
 
     environment.etc."srvd/srvd.toml".source = configFile;

@@ -220,6 +220,27 @@ in
       }
     ]).systemd.sockets.srvd.listenStreams;
   noTemplate = failing (eval [ { services.srvd.enable = true; } ]);
+  # The assertions read the unit as configured, overrides included.
+  tmpDest =
+    let
+      tmp = {
+        services.srvd.settings.template = lib.mkForce [
+          {
+            text = "x";
+            dest = "/tmp/x.cfg";
+            domains = [ "_a._tcp.example.com" ];
+          }
+        ];
+      };
+    in
+    map (c: builtins.length (failing c)) [
+      (eval [ haproxy tmp ])
+      (eval [
+        haproxy
+        tmp
+        { systemd.services.srvd.serviceConfig.PrivateTmp = lib.mkForce false; }
+      ])
+    ];
   disabled = (eval [ { services.srvd.settings.interval = "2s"; } ]).systemd.services;
   intervals = accepted "interval" [
     "1m30s"

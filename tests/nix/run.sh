@@ -114,6 +114,14 @@ refused "no dest" \
 refused "dest in the Nix store" \
   '{ settings.template = [ { text = "x"; dest = "/nix/store/abc-haproxy.cfg"; domains = [ "_a._tcp.example.com" ]; } ]; }' \
   '.*`dest` /nix/store/abc-haproxy\.cfg is in the Nix store, which is read-only.*'
+refused "dest in a directory the sandbox makes private" \
+  '{ settings.template = [ { text = "x"; dest = "/tmp/haproxy.cfg"; domains = [ "_a._tcp.example.com" ]; } ]; }' \
+  '.*`dest` /tmp/haproxy\.cfg is in a directory srvd.s sandbox hides \(ProtectHome, PrivateTmp\).*'
+refused "dest in a home directory the sandbox hides" \
+  '{ settings.template = [ { text = "x"; dest = "/root/haproxy.cfg"; domains = [ "_a._tcp.example.com" ]; } ]; }' \
+  '.*`dest` /root/haproxy\.cfg is in a directory srvd.s sandbox hides.*'
+expect "dest under /tmp passes once the unit has no PrivateTmp" \
+  'builtins.filter (a: !a.assertion) (l.assertions { serviceConfig = l.unit.serviceConfig // { PrivateTmp = false; }; settings.template = [ { text = "x"; dest = "/tmp/haproxy.cfg"; domains = [ "_a._tcp.example.com" ]; } ]; })' '[]'
 refused "domain and domains together" \
   '{ settings.template = [ { text = "x"; dest = "/etc/a"; domain = "_a._tcp.example.com"; domains = [ "_b._tcp.example.com" ]; } ]; }' \
   '.*#1: set `domain` or `domains`, not both\.'
@@ -256,6 +264,7 @@ else
   module_expect "the socket listens on status_addr:status_port" socket '["127.0.0.1:9180"]'
   module_expect "no template is refused" noTemplate \
     '["services.srvd.settings: no template. Add one to services.srvd.settings.template, e.g. { text = \"...\"; dest = \"/etc/haproxy/haproxy.cfg\"; domains = [ \"_mysql._tcp.example.com\" ]; }."]'
+  module_expect "a dest the sandbox hides is refused, unless the unit is changed" tmpDest '[1,0]'
   module_expect "nothing runs unless enabled" disabled '{}'
   module_expect "a duration srvd cannot read is a type error" intervals '[true,true,false]'
   module_expect "so is a wait srvd cannot read" waits '[true,true,false,false]'
