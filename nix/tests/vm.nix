@@ -74,11 +74,12 @@ in
       };
 
       systemd.services = lib.listToAttrs (map replica [ 1 2 3 4 ]) // {
-        # At boot with the last config srvd wrote, if any; on a first boot
-        # srvd's reload command starts it once the config exists.
+        # At boot, once srvd is ready, that is once it has rendered the
+        # config from the current records; skipped if there is none.
         haproxy = {
           description = "HAProxy in front of the MySQL replicas";
           wantedBy = [ "multi-user.target" ];
+          after = [ "srvd.service" ];
           unitConfig.ConditionPathExists = "/etc/haproxy/haproxy.cfg";
           serviceConfig = {
             Type = "notify";
@@ -114,7 +115,11 @@ in
               dest = "/etc/haproxy/haproxy.cfg";
               domains = [ "_mysql._tcp.example.com" ];
               check_cmd = "haproxy -c -q -f {{ src }}";
-              reload_cmd = "systemctl reload-or-restart haproxy.service";
+              # HAProxy is ordered after srvd: a plain reload job would wait
+              # for srvd's own start job. This one does not, and does nothing
+              # while HAProxy is not running (its pending start reads the
+              # new file).
+              reload_cmd = "systemctl --job-mode=ignore-dependencies try-reload-or-restart haproxy.service";
             }
             {
               name = "replicas";
