@@ -5,20 +5,26 @@
 //! only, and only while a cycle stays within its time budget, so a wedged loop
 //! stops the pings and systemd restarts srvd.
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use hickory_proto::rr::Name;
 
 use anyhow::{Context, Result};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 use tokio::time::{Instant, Interval, MissedTickBehavior, sleep_until};
 
+use crate::config::settings::NotifySettings;
 use crate::config::{Flags, RecordSource, Settings};
 use crate::engine::{self, Engine, Report};
+use crate::notify::{Inbox, NotifyCounters};
 use crate::status::Snapshot;
 use crate::systemd::{self, Notifier};
-use crate::{command, http};
+use crate::{command, http, notify};
 
 /// What the command line asks of the daemon.
 pub struct Options {
@@ -41,14 +47,23 @@ pub fn run(opts: Options) -> Result<u8> {
         let mut engine = Engine::new(loaded, &opts.config, stop_rx)?;
         let all: Vec<usize> = (0..engine.settings().templates.len()).collect();
         if engine.settings().flags.oneshot {
-            let report = engine.cycle(&all, std::time::Instant::now(), true).await;
+            let report = engine
+                .cycle(&all, std::time::Instant::now(), true, &HashMap::new())
+                .await;
             return Ok(if report.failed.is_empty() { 0 } else { 1 });
         }
         let notifier = Notifier::from_env(engine.settings().sd_notify);
         let (snapshots, snapshot_rx) = watch::channel(Arc::new(engine.snapshot()));
         start_status(&engine, listen, opts.no_status, snapshot_rx).await;
+        let notify = match engine.settings().notify.clone() {
+            Some(settings) => Some(NotifyState::start(settings).await?),
+            None => None,
+        };
+        let n = engine.settings().templates.len();
         let mut daemon = Daemon {
             due: first_due(engine.settings()),
+            refresh: vec![Refresh::default(); n],
+            notify,
             engine,
             opts,
             notifier,
@@ -144,8 +159,43 @@ impl Signals {
     }
 }
 
+/// The NOTIFY listener's side of the daemon.
+struct NotifyState {
+    inbox: Arc<Inbox>,
+    counters: Arc<Mutex<NotifyCounters>>,
+    settings: watch::Sender<Arc<NotifySettings>>,
+}
+
+impl NotifyState {
+    async fn start(settings: NotifySettings) -> Result<Self> {
+        let (tx, rx) = watch::channel(Arc::new(settings));
+        let inbox = Arc::new(Inbox::default());
+        let counters = Arc::new(Mutex::new(NotifyCounters::default()));
+        notify::serve(rx, inbox.clone(), counters.clone()).await?;
+        Ok(NotifyState {
+            inbox,
+            counters,
+            settings: tx,
+        })
+    }
+}
+
+/// A NOTIFY-driven refresh of one template.
+#[derive(Clone, Default)]
+struct Refresh {
+    /// When to run it; None when none is pending.
+    at: Option<Instant>,
+    /// Domains to ask the zone's primaries for, and which ones.
+    direct: HashMap<Name, Vec<SocketAddr>>,
+    /// When the last one ran, for the debounce.
+    last: Option<Instant>,
+}
+
 struct Daemon {
     engine: Engine,
+    /// Pending NOTIFY-driven refreshes, by template.
+    refresh: Vec<Refresh>,
+    notify: Option<NotifyState>,
     opts: Options,
     notifier: Notifier,
     stop_tx: watch::Sender<bool>,
@@ -177,7 +227,13 @@ impl Daemon {
             self.opts.config.display()
         );
         loop {
-            let next = self.due.iter().copied().min().unwrap_or_else(Instant::now);
+            let next = self
+                .due
+                .iter()
+                .copied()
+                .chain(self.refresh.iter().filter_map(|r| r.at))
+                .min()
+                .unwrap_or_else(Instant::now);
             tokio::select! {
                 biased;
                 _ = self.signals.term.recv() => break,
@@ -191,14 +247,19 @@ impl Daemon {
                 _ = tick(&mut self.watchdog) => {
                     // Idle and waiting for the next deadline: the loop is alive.
                     self.notifier.watchdog();
-                    continue;
                 }
+                _ = inbox_ready(&self.notify) => self.take_notifies(),
                 _ = sleep_until(next) => {}
             }
+            // Whatever woke the loop, due work runs now: a flood of NOTIFYs
+            // or watchdog ticks can never starve the poll.
             let now = Instant::now();
             let due: Vec<usize> = (0..self.due.len())
-                .filter(|&i| self.due[i] <= now)
+                .filter(|&i| self.due[i] <= now || self.refresh[i].at.is_some_and(|t| t <= now))
                 .collect();
+            if due.is_empty() {
+                continue;
+            }
             let asked = self.cycle(&due).await;
             if asked.stop {
                 break;
@@ -219,8 +280,19 @@ impl Daemon {
         let budget = cycle_budget(self.engine.settings(), due.len());
         let mut asked = Asked::default();
         let mut stop_deadline = None;
+        let mut direct: HashMap<Name, Vec<SocketAddr>> = HashMap::new();
+        let mut refreshed = Vec::new();
+        for &i in due {
+            if self.refresh[i].at.is_some_and(|t| t <= started) {
+                let r = &mut self.refresh[i];
+                direct.extend(r.direct.drain());
+                r.at = None;
+                r.last = Some(started);
+                refreshed.push(i);
+            }
+        }
         let report = {
-            let fut = self.engine.cycle(due, started.into_std(), false);
+            let fut = self.engine.cycle(due, started.into_std(), false, &direct);
             tokio::pin!(fut);
             loop {
                 tokio::select! {
@@ -247,13 +319,57 @@ impl Daemon {
         if let Some(report) = report {
             self.reschedule(due, started, &report);
         }
+        if !refreshed.is_empty() {
+            log::debug!(
+                "NOTIFY refresh of {} template(s) took {:?}",
+                refreshed.len(),
+                started.elapsed()
+            );
+        }
         self.publish();
         asked
+    }
+
+    /// Turns accepted NOTIFYs into refreshes of exactly the templates with a
+    /// domain in the notified zone, each at most once per debounce.
+    fn take_notifies(&mut self) {
+        let Some(state) = &self.notify else { return };
+        let debounce = state.settings.borrow().debounce;
+        let now = Instant::now();
+        for n in state.inbox.take() {
+            let mut related = false;
+            for (i, t) in self.engine.settings().templates.iter().enumerate() {
+                let in_zone: Vec<&Name> = t
+                    .domains
+                    .iter()
+                    .map(|d| &d.name)
+                    .filter(|d| n.zone.zone_of(d))
+                    .collect();
+                if in_zone.is_empty() {
+                    continue;
+                }
+                related = true;
+                let r = &mut self.refresh[i];
+                for d in in_zone {
+                    r.direct.insert(d.clone(), n.servers.clone());
+                }
+                let earliest = r.last.map_or(now, |last| (last + debounce).max(now));
+                r.at = Some(r.at.map_or(earliest, |at| at.min(earliest)).max(earliest));
+            }
+            if !related {
+                state.counters.lock().expect("counters lock").ignored += 1;
+                log::debug!("NOTIFY for {}: no template uses that zone", n.zone);
+            }
+        }
     }
 
     fn reschedule(&mut self, due: &[usize], started: Instant, report: &Report) {
         let now = Instant::now();
         for &i in due {
+            if self.due[i] > started {
+                // Refreshed for a NOTIFY: the poll phase stays as it was.
+                continue;
+            }
             let interval = self.engine.settings().templates[i].timing.interval;
             let mut next = self.due[i].max(started - interval) + interval;
             while next <= now {
@@ -271,11 +387,19 @@ impl Daemon {
 
     /// Publishes the snapshot, updates STATUS, and sends READY=1 the first
     /// time every template is in a good enough state.
+    fn snapshot(&self) -> Snapshot {
+        let mut s = self.engine.snapshot();
+        if let Some(n) = &self.notify {
+            s.notify = Some(n.counters.lock().expect("counters lock").clone());
+        }
+        s
+    }
+
     fn publish(&mut self) {
         if !self.ready && self.engine.is_ready() {
             self.ready = true;
             self.engine.mark_ready();
-            let snapshot = self.engine.snapshot();
+            let snapshot = self.snapshot();
             let line = snapshot.status_line();
             log::info!("ready: {line}");
             self.notifier.ready(&line);
@@ -283,7 +407,7 @@ impl Daemon {
             self.snapshots.send_replace(Arc::new(snapshot));
             return;
         }
-        let snapshot = self.engine.snapshot();
+        let snapshot = self.snapshot();
         let line = snapshot.status_line();
         if line != self.last_status {
             self.notifier.status(&line);
@@ -318,6 +442,19 @@ impl Daemon {
                 let n = self.engine.settings().templates.len();
                 log::info!("config reloaded: {n} template(s)");
                 self.due = vec![Instant::now(); n];
+                self.refresh = vec![Refresh::default(); n];
+                match (&self.notify, self.engine.settings().notify.clone()) {
+                    (Some(state), Some(new)) => {
+                        if new.listen != state.settings.borrow().listen {
+                            log::warn!("[notify] listen changes take effect at the next restart");
+                        }
+                        state.settings.send_replace(Arc::new(new));
+                    }
+                    (None, Some(_)) | (Some(_), None) => {
+                        log::warn!("adding or removing [notify] takes effect at the next restart");
+                    }
+                    (None, None) => {}
+                }
                 let all: Vec<usize> = (0..n).collect();
                 let asked = self.cycle(&all).await;
                 self.ready_again();
@@ -336,7 +473,7 @@ impl Daemon {
     /// READY=1 after RELOADING=1, whatever the outcome, so that
     /// `systemctl reload srvd` returns.
     fn ready_again(&mut self) {
-        let snapshot = self.engine.snapshot();
+        let snapshot = self.snapshot();
         self.last_status = snapshot.status_line();
         self.notifier.ready(&self.last_status);
     }
@@ -357,6 +494,13 @@ fn cycle_budget(settings: &Settings, templates: usize) -> Duration {
         .unwrap_or_default()
         * templates as u32;
     dns + commands + Duration::from_secs(5)
+}
+
+async fn inbox_ready(notify: &Option<NotifyState>) {
+    match notify {
+        Some(n) => n.inbox.ready().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn tick(watchdog: &mut Option<Interval>) {

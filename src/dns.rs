@@ -106,6 +106,12 @@ impl Resolver {
         })
     }
 
+    /// Counts this resolver's queries in `counter` (shared with others).
+    pub fn counting_into(mut self, counter: Arc<AtomicU64>) -> Self {
+        self.sent = counter;
+        self
+    }
+
     /// Queries sent so far (each attempt that reached the pool counts once).
     pub fn queries(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)

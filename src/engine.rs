@@ -260,8 +260,15 @@ impl Engine {
     }
 
     /// Runs one cycle over the templates in `due` (config indexes).
-    /// `immediate` skips wait and cooldown, as `--oneshot` does.
-    pub async fn cycle(&mut self, due: &[usize], now: Instant, immediate: bool) -> Report {
+    /// `immediate` skips wait and cooldown, as `--oneshot` does; `direct` names
+    /// domains to ask a zone's primaries for now, bypassing the cache (NOTIFY).
+    pub async fn cycle(
+        &mut self,
+        due: &[usize],
+        now: Instant,
+        immediate: bool,
+        direct: &HashMap<Name, Vec<std::net::SocketAddr>>,
+    ) -> Report {
         let mut report = Report::default();
         self.counters.cycles += 1;
 
@@ -273,7 +280,7 @@ impl Engine {
                 }
             }
         }
-        let fetched = self.source.srv(&wanted, now).await;
+        let fetched = self.source.srv(&wanted, now, direct).await;
         let mut answers: HashMap<Name, SrvResult> = HashMap::new();
         for f in fetched {
             if f.asked {
@@ -428,7 +435,7 @@ impl Engine {
             .collect();
         let answers = self
             .source
-            .srv(&names, now)
+            .srv(&names, now, &HashMap::new())
             .await
             .into_iter()
             .map(|f| (f.domain, f.result))

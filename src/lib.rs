@@ -24,6 +24,8 @@ pub mod engine;
 pub mod http;
 /// stderr or journald logging.
 pub mod logging;
+/// DNS NOTIFY listener: instant refresh when a zone changes.
+pub mod notify;
 /// When to apply a change: wait, cooldown, back-off.
 pub mod plan;
 /// From a DNS answer to validated, ordered SRV records.

@@ -3,7 +3,9 @@
 //! second a domain with TTL 30 costs two queries a minute, not sixty.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -24,9 +26,18 @@ pub struct Source {
 }
 
 enum Backend {
-    Dns(Resolver),
+    Dns {
+        resolver: Resolver,
+        settings: crate::config::DnsSettings,
+        /// Resolvers that ask a zone's primaries directly (after a NOTIFY).
+        direct: HashMap<Vec<SocketAddr>, Resolver>,
+        queries: Arc<AtomicU64>,
+    },
     Zone(ZoneFile),
 }
+
+/// Direct resolvers kept; more distinct primary sets start the cache afresh.
+const DIRECT_RESOLVERS: usize = 32;
 
 struct Cached<T> {
     value: T,
@@ -50,7 +61,15 @@ pub struct Fetched {
 impl Source {
     pub fn new(source: &RecordSource) -> Result<Self> {
         let backend = match source {
-            RecordSource::Dns(dns) => Backend::Dns(Resolver::new(dns)?),
+            RecordSource::Dns(dns) => {
+                let queries = Arc::new(AtomicU64::new(0));
+                Backend::Dns {
+                    resolver: Resolver::new(dns)?.counting_into(queries.clone()),
+                    settings: dns.clone(),
+                    direct: HashMap::new(),
+                    queries,
+                }
+            }
             RecordSource::ZoneFile(path) => Backend::Zone(ZoneFile::open(path)),
         };
         Ok(Source {
@@ -61,9 +80,15 @@ impl Source {
     }
 
     /// The SRV answers of `domains` at `now`, asking DNS only for those whose
-    /// cached answer is stale. Failures are never cached: the next call asks again.
-    pub async fn srv(&mut self, domains: &[Name], now: Instant) -> Vec<Fetched> {
-        let resolver = match &mut self.backend {
+    /// cached answer is stale, or which `direct` says to ask a zone's primaries
+    /// for now (a NOTIFY came). Failures are never cached: the next call asks again.
+    pub async fn srv(
+        &mut self,
+        domains: &[Name],
+        now: Instant,
+        direct: &HashMap<Name, Vec<SocketAddr>>,
+    ) -> Vec<Fetched> {
+        let (resolver, direct_resolvers) = match &mut self.backend {
             Backend::Zone(zone) => {
                 zone.refresh();
                 return domains
@@ -75,17 +100,51 @@ impl Source {
                     })
                     .collect();
             }
-            Backend::Dns(r) => r.clone(),
+            Backend::Dns {
+                resolver,
+                settings,
+                direct: cache,
+                queries,
+            } => {
+                let mut picked = HashMap::new();
+                for d in domains {
+                    let Some(servers) = direct.get(d) else {
+                        continue;
+                    };
+                    if !cache.contains_key(servers) {
+                        if cache.len() >= DIRECT_RESOLVERS {
+                            cache.clear();
+                        }
+                        match Resolver::with_servers(servers, settings) {
+                            Ok(r) => {
+                                cache.insert(servers.clone(), r.counting_into(queries.clone()));
+                            }
+                            Err(e) => log::warn!("cannot ask {servers:?} directly: {e:#}"),
+                        }
+                    }
+                    if let Some(r) = cache.get(servers) {
+                        picked.insert(d.clone(), r.clone());
+                    }
+                }
+                (resolver.clone(), picked)
+            }
         };
         let stale: Vec<&Name> = domains
             .iter()
             .filter(|d| {
-                self.srv_cache
-                    .get(*d)
-                    .is_none_or(|c| is_stale(c.fresh_until, now))
+                direct_resolvers.contains_key(*d)
+                    || self
+                        .srv_cache
+                        .get(*d)
+                        .is_none_or(|c| is_stale(c.fresh_until, now))
             })
             .collect();
-        let answers = join_all(stale.iter().map(|d| resolver.srv(d))).await;
+        let answers = join_all(
+            stale
+                .iter()
+                .map(|d| direct_resolvers.get(*d).unwrap_or(&resolver).srv(d)),
+        )
+        .await;
         let mut asked: HashMap<&Name, SrvResult> = HashMap::new();
         for (domain, result) in stale.into_iter().zip(answers) {
             match &result {
@@ -140,7 +199,7 @@ impl Source {
         }
         let results: Vec<Result<(Vec<IpAddr>, u32), LookupError>> = match &self.backend {
             Backend::Zone(zone) => wanted.iter().map(|n| zone.addrs(n)).collect(),
-            Backend::Dns(resolver) => {
+            Backend::Dns { resolver, .. } => {
                 let resolver = resolver.clone();
                 join_all(wanted.iter().map(|n| resolver.addrs(n))).await
             }
@@ -180,7 +239,7 @@ impl Source {
     /// Queries sent to DNS servers since start (SRV, A and AAAA).
     pub fn queries(&self) -> u64 {
         match &self.backend {
-            Backend::Dns(r) => r.queries(),
+            Backend::Dns { queries, .. } => queries.load(std::sync::atomic::Ordering::Relaxed),
             Backend::Zone(_) => 0,
         }
     }
@@ -202,7 +261,7 @@ impl Source {
     pub fn zone_path(&self) -> Option<&std::path::Path> {
         match &self.backend {
             Backend::Zone(z) => Some(z.path()),
-            Backend::Dns(_) => None,
+            Backend::Dns { .. } => None,
         }
     }
 }

@@ -42,6 +42,8 @@ pub struct Snapshot {
     pub config_error: Option<String>,
     pub templates: Vec<TemplateStatus>,
     pub counters: Counters,
+    /// The DNS NOTIFY listener's counters, when `[notify]` is on.
+    pub notify: Option<crate::notify::NotifyCounters>,
     #[serde(skip)]
     pub last_change: Option<SystemTime>,
 }
@@ -88,6 +90,7 @@ impl Snapshot {
             config_error: None,
             templates: Vec::new(),
             counters: Counters::default(),
+            notify: None,
             last_change: None,
         }
     }
@@ -123,6 +126,17 @@ impl Snapshot {
                 let _ = write!(line, "; last change {}", clock::local_hms(t));
             }
             None => line.push_str("; no change yet"),
+        }
+        if let Some(n) = &self.notify {
+            let _ = write!(
+                line,
+                "; NOTIFY {} accepted, {} refused",
+                n.accepted,
+                n.refused + n.bad_tsig
+            );
+            if let Some(at) = n.last_at {
+                let _ = write!(line, ", last {}", clock::local_hms(at));
+            }
         }
         if let Some(e) = &self.config_error {
             let _ = write!(line, "; config reload refused: {}", first_line(e, 80));
@@ -268,6 +282,54 @@ impl Snapshot {
                         m.sample("srvd_records", &[("domain", &d.domain)], n as f64);
                     }
                 }
+            }
+        }
+        if let Some(n) = &self.notify {
+            m.counter(
+                "srvd_notify_received_total",
+                "DNS NOTIFY messages received.",
+                &[],
+                n.received,
+            );
+            m.counter(
+                "srvd_notify_accepted_total",
+                "DNS NOTIFY messages accepted.",
+                &[],
+                n.accepted,
+            );
+            m.family(
+                "srvd_notify_refused_total",
+                "counter",
+                "DNS NOTIFY messages refused or dropped, by reason.",
+            );
+            m.sample(
+                "srvd_notify_refused_total",
+                &[("reason", "source")],
+                n.refused as f64,
+            );
+            m.sample(
+                "srvd_notify_refused_total",
+                &[("reason", "tsig")],
+                n.bad_tsig as f64,
+            );
+            m.sample(
+                "srvd_notify_refused_total",
+                &[("reason", "malformed")],
+                n.malformed as f64,
+            );
+            m.counter(
+                "srvd_notify_ignored_total",
+                "Accepted DNS NOTIFY messages for zones no template uses.",
+                &[],
+                n.ignored,
+            );
+            m.family(
+                "srvd_notify_last_timestamp_seconds",
+                "gauge",
+                "When the last NOTIFY of each zone was accepted.",
+            );
+            for (zone, at) in &n.last_unix {
+                m.sample("srvd_notify_last_timestamp_seconds", &[("zone", zone)], *at);
             }
         }
         m.family(

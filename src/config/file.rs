@@ -61,6 +61,30 @@ pub struct FileConfig {
 
     #[serde(default)]
     pub template: Vec<TemplateTable>,
+
+    pub notify: Option<NotifyTable>,
+}
+
+/// `[notify]`: listen for DNS NOTIFY from the zones' primaries.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyTable {
+    /// Addresses to listen on, UDP and TCP: "127.0.0.1:5353", "[::]:53".
+    pub listen: Vec<String>,
+    /// Sources allowed to send NOTIFY: addresses or networks. Empty: none.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// TSIG key every NOTIFY must be signed with, when set.
+    pub key_name: Option<String>,
+    pub algorithm: Option<String>,
+    pub secret_file: Option<PathBuf>,
+    /// Where to fetch a zone's records after its NOTIFY, when not from the
+    /// sender: zone name to addresses.
+    #[serde(default)]
+    pub primaries: std::collections::BTreeMap<String, Vec<String>>,
+    /// The shortest time between two NOTIFY-driven refreshes of a template.
+    #[serde(default, deserialize_with = "duration::deserialize")]
+    pub debounce: Option<Duration>,
 }
 
 /// One `[[template]]` table. The same template keys as the top level, plus `name`.

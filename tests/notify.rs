@@ -1,0 +1,346 @@
+//! DNS NOTIFY end to end through the real binary: with polling at 60 s and a
+//! TTL of 300 s, only a NOTIFY can explain a prompt rewrite. Refused sources,
+//! bad TSIG, unrelated zones, malformed packets and a flood are covered.
+
+mod support;
+
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
+use hickory_proto::rr::{Name, RecordType, TSigner};
+use support::dns::DnsServer;
+use support::*;
+
+const D: &str = "_mysql._tcp.example.com.";
+const SECRET_B64: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+fn free_udp_port() -> u16 {
+    loop {
+        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = u.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+struct Setup {
+    dns: DnsServer,
+    site: Site,
+    port: u16,
+    daemon: Daemon,
+}
+
+fn setup(extra_notify: &str) -> Setup {
+    let dns = DnsServer::start();
+    dns.set_srv(D, 300, &[(1, 1, 3306, "db-001.example.com.")]);
+    let site = Site::new();
+    basic_config(&site, &dns, "");
+    let port = free_udp_port();
+    site.write(
+        "notify.key",
+        &format!("key \"srvd-notify\" {{ algorithm hmac-sha256; secret \"{SECRET_B64}\"; }};\n"),
+    );
+    let text = site
+        .read("srvd.toml")
+        .replace("interval = \"100ms\"", "interval = \"60s\"")
+        + &format!(
+            "\n[notify]\nlisten = [\"127.0.0.1:{port}\"]\nallow = [\"127.0.0.1\"]\n{extra_notify}\n[notify.primaries]\n\"example.com\" = [\"{}\"]\n",
+            dns.addr
+        );
+    site.write("srvd.toml", &text);
+    let daemon = site.start();
+    assert!(
+        wait_until(secs(5.0), || site.reloads() == 1),
+        "{}",
+        daemon.log()
+    );
+    Setup {
+        dns,
+        site,
+        port,
+        daemon,
+    }
+}
+
+fn notify_msg(zone: &str, id: u16) -> Message {
+    let mut m = Message::new(id, MessageType::Query, OpCode::Notify);
+    m.add_query(Query::query(
+        Name::from_ascii(zone).unwrap(),
+        RecordType::SOA,
+    ));
+    m
+}
+
+/// Sends `bytes` from `source` and returns the answer, if any.
+fn send(source: &str, port: u16, bytes: &[u8]) -> Option<Message> {
+    let sock = UdpSocket::bind((source, 0)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    sock.send_to(bytes, ("127.0.0.1", port)).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = sock.recv(&mut buf).ok()?;
+    Message::from_vec(&buf[..n]).ok()
+}
+
+fn signed(m: &mut Message, secret: &[u8]) -> Vec<u8> {
+    let signer = TSigner::new(
+        secret.to_vec(),
+        TsigAlgorithm::HmacSha256,
+        Name::from_ascii("srvd-notify.").unwrap(),
+        300,
+    )
+    .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (sig, _) = signer.sign_message(m, now).unwrap();
+    m.set_signature(sig);
+    m.to_vec().unwrap()
+}
+
+#[test]
+fn a_notify_rewrites_dest_at_once_despite_slow_polling_and_a_long_ttl() {
+    let s = setup("");
+    let before = s.dns.queries(D, RecordType::SRV);
+    s.dns
+        .set_srv(D, 300, &[(1, 1, 3306, "db-002.example.com.")]);
+    let t = Instant::now();
+    let answer = send(
+        "127.0.0.1",
+        s.port,
+        &notify_msg("example.com.", 7).to_vec().unwrap(),
+    )
+    .expect("answered");
+    assert_eq!(answer.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(answer.metadata.op_code, OpCode::Notify);
+    assert!(
+        wait_until(secs(2.0), || s.site.read("haproxy.cfg").contains("db-002")),
+        "{}",
+        s.daemon.log()
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert!(wait_until(secs(2.0), || s.site.reloads() == 2));
+    assert_eq!(
+        s.dns.queries(D, RecordType::SRV),
+        before + 1,
+        "one direct query to the primary"
+    );
+}
+
+#[test]
+fn refused_sources_bad_tsig_unrelated_zones_and_garbage_change_nothing() {
+    let s = setup("");
+    s.dns
+        .set_srv(D, 300, &[(1, 1, 3306, "db-002.example.com.")]);
+    // Not in `allow`: 127.0.0.2 is another loopback address.
+    let a = send(
+        "127.0.0.2",
+        s.port,
+        &notify_msg("example.com.", 1).to_vec().unwrap(),
+    )
+    .expect("answered");
+    assert_eq!(a.metadata.response_code, ResponseCode::Refused);
+    // A zone no template uses: answered, ignored.
+    let a = send(
+        "127.0.0.1",
+        s.port,
+        &notify_msg("example.net.", 2).to_vec().unwrap(),
+    )
+    .expect("answered");
+    assert_eq!(a.metadata.response_code, ResponseCode::NoError);
+    // Garbage and a plain query: no crash.
+    assert!(send("127.0.0.1", s.port, b"\x12\x34\xff\xff garbage").is_none());
+    let mut q = notify_msg("example.com.", 3);
+    q.metadata.op_code = OpCode::Query;
+    assert_eq!(
+        send("127.0.0.1", s.port, &q.to_vec().unwrap())
+            .unwrap()
+            .metadata
+            .response_code,
+        ResponseCode::FormErr
+    );
+    std::thread::sleep(secs(0.5));
+    assert!(
+        s.site.read("haproxy.cfg").contains("db-001"),
+        "nothing refreshed"
+    );
+    assert_eq!(
+        s.daemon
+            .count("refused: the source is not in [notify] allow"),
+        1
+    );
+    // Still listening after all that.
+    send(
+        "127.0.0.1",
+        s.port,
+        &notify_msg("example.com.", 4).to_vec().unwrap(),
+    )
+    .expect("answered");
+    assert!(wait_until(secs(2.0), || s
+        .site
+        .read("haproxy.cfg")
+        .contains("db-002")));
+}
+
+#[test]
+fn with_a_key_only_correctly_signed_notifies_count() {
+    let s = setup("key_name = \"srvd-notify\"\nsecret_file = \"notify.key\"\n");
+    s.dns
+        .set_srv(D, 300, &[(1, 1, 3306, "db-002.example.com.")]);
+    let a = send(
+        "127.0.0.1",
+        s.port,
+        &notify_msg("example.com.", 1).to_vec().unwrap(),
+    )
+    .expect("answered");
+    assert_eq!(a.metadata.response_code, ResponseCode::NotAuth, "unsigned");
+    let a = send(
+        "127.0.0.1",
+        s.port,
+        &signed(
+            &mut notify_msg("example.com.", 2),
+            b"wrong secret, wrong secret, wrong",
+        ),
+    )
+    .expect("answered");
+    assert_eq!(
+        a.metadata.response_code,
+        ResponseCode::NotAuth,
+        "bad signature"
+    );
+    std::thread::sleep(secs(0.5));
+    assert!(s.site.read("haproxy.cfg").contains("db-001"));
+    let secret = data_encoding::BASE64.decode(SECRET_B64.as_bytes()).unwrap();
+    let a = send(
+        "127.0.0.1",
+        s.port,
+        &signed(&mut notify_msg("example.com.", 3), &secret),
+    )
+    .expect("answered");
+    assert_eq!(a.metadata.response_code, ResponseCode::NoError);
+    assert!(a.signature().is_some());
+    assert!(
+        wait_until(secs(2.0), || s.site.read("haproxy.cfg").contains("db-002")),
+        "{}",
+        s.daemon.log()
+    );
+}
+
+#[test]
+fn a_flood_is_coalesced_and_the_loop_keeps_going() {
+    let s = setup("debounce = \"300ms\"");
+    let before = s.dns.queries(D, RecordType::SRV);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let packet = notify_msg("example.com.", 9).to_vec().unwrap();
+    let t = Instant::now();
+    let mut sent = 0;
+    while sent < 10_000 {
+        for _ in 0..100 {
+            let _ = sock.send_to(&packet, ("127.0.0.1", s.port));
+            sent += 1;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let took = t.elapsed();
+    let queries = s.dns.queries(D, RecordType::SRV) - before;
+    // Refreshes ran during the flood, at most one per debounce (300 ms).
+    let most = (took.as_millis() / 300 + 2) as usize;
+    assert!(
+        (2..=most).contains(&queries),
+        "{queries} refreshes for {sent} NOTIFYs in {took:?}"
+    );
+    // The loop still does its work: a record change plus one NOTIFY.
+    s.dns
+        .set_srv(D, 300, &[(1, 1, 3306, "db-003.example.com.")]);
+    std::thread::sleep(secs(0.4));
+    send("127.0.0.1", s.port, &packet).expect("answered");
+    assert!(wait_until(secs(2.0), || s
+        .site
+        .read("haproxy.cfg")
+        .contains("db-003")));
+    let rss_kib: u64 = std::fs::read_to_string(format!("/proc/{}/status", s.daemon.pid()))
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(
+        rss_kib < 32 * 1024,
+        "peak RSS {rss_kib} KiB after the flood"
+    );
+}
+
+#[test]
+fn notify_counters_show_in_status_and_metrics() {
+    let dns = DnsServer::start();
+    dns.set_srv(D, 300, &[(1, 1, 3306, "db-001.example.com.")]);
+    let site = Site::new();
+    basic_config(&site, &dns, "");
+    let port = free_udp_port();
+    let http = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = site
+        .read("srvd.toml")
+        .replace("nohttpd = true\n", &format!("status_port = {http}\n"))
+        + &format!(
+            "\n[notify]\nlisten = [\"127.0.0.1:{port}\"]\nallow = [\"127.0.0.1\"]\n[notify.primaries]\n\"example.com\" = [\"{}\"]\n",
+            dns.addr
+        );
+    site.write("srvd.toml", &text);
+    let _d = site.start();
+    assert!(wait_until(secs(5.0), || site.reloads() == 1));
+    send(
+        "127.0.0.1",
+        port,
+        &notify_msg("example.com.", 1).to_vec().unwrap(),
+    )
+    .unwrap();
+    send(
+        "127.0.0.2",
+        port,
+        &notify_msg("example.com.", 2).to_vec().unwrap(),
+    )
+    .unwrap();
+    let get = |path: &str| {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", http)).unwrap();
+        write!(c, "GET {path} HTTP/1.0\r\n\r\n").unwrap();
+        let mut out = String::new();
+        c.read_to_string(&mut out).unwrap();
+        out
+    };
+    assert!(
+        wait_until(secs(3.0), || get("/metrics")
+            .contains("srvd_notify_accepted_total 1\n")),
+        "{}",
+        get("/metrics")
+    );
+    assert!(
+        wait_until(secs(3.0), || get("/metrics")
+            .contains("srvd_notify_refused_total{reason=\"source\"} 1\n")),
+        "{}",
+        get("/metrics")
+    );
+    let metrics = get("/metrics");
+    assert!(
+        metrics.contains("srvd_notify_last_timestamp_seconds{zone=\"example.com.\"}"),
+        "{metrics}"
+    );
+    let status = get("/status");
+    assert!(
+        status.contains("\"accepted\": 1") && status.contains("\"example.com.\""),
+        "{status}"
+    );
+}
