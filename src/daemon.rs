@@ -417,55 +417,50 @@ impl Daemon {
     }
 
     /// SIGHUP: re-read the config and templates; a bad config is refused and
-    /// the running one stays. Returns true if a stop was asked meanwhile.
+    /// the running one stays. A SIGHUP that arrives meanwhile reads the config
+    /// again. Returns true if a stop was asked meanwhile.
     async fn reload_config(&mut self) -> bool {
-        self.notifier.reloading();
-        log::info!("SIGHUP: re-reading {}", self.opts.config.display());
-        let result = engine::load(&self.opts.config, self.opts.flags)
-            .map_err(anyhow::Error::from)
-            .and_then(|loaded| {
-                let old = self.engine.settings();
-                if loaded.settings.status != old.status {
-                    log::warn!(
-                        "status_addr/status_port/nohttpd changes take effect at the next restart"
-                    );
-                }
-                if matches!(loaded.settings.source, RecordSource::ZoneFile(_))
-                    != matches!(old.source, RecordSource::ZoneFile(_))
-                {
-                    log::info!("record source changed");
-                }
-                self.engine.replace_config(loaded)
-            });
-        match result {
-            Ok(()) => {
-                let n = self.engine.settings().templates.len();
-                log::info!("config reloaded: {n} template(s)");
-                self.due = vec![Instant::now(); n];
-                self.refresh = vec![Refresh::default(); n];
-                match (&self.notify, self.engine.settings().notify.clone()) {
-                    (Some(state), Some(new)) => {
-                        if new.listen != state.settings.borrow().listen {
-                            log::warn!("[notify] listen changes take effect at the next restart");
-                        }
-                        state.settings.send_replace(Arc::new(new));
+        loop {
+            self.notifier.reloading();
+            log::info!("SIGHUP: re-reading {}", self.opts.config.display());
+            let result = engine::load(&self.opts.config, self.opts.flags)
+                .map_err(anyhow::Error::from)
+                .and_then(|loaded| {
+                    if loaded.settings.status != self.engine.settings().status {
+                        log::warn!(
+                            "status_addr/status_port/nohttpd changes take effect at the next restart"
+                        );
                     }
-                    (None, Some(_)) | (Some(_), None) => {
-                        log::warn!("adding or removing [notify] takes effect at the next restart");
-                    }
-                    (None, None) => {}
-                }
-                let all: Vec<usize> = (0..n).collect();
-                let asked = self.cycle(&all).await;
-                self.ready_again();
-                asked.stop
-            }
-            Err(e) => {
+                    self.engine.replace_config(loaded)
+                });
+            if let Err(e) = result {
                 log::error!("config reload refused, the running config stays: {e:#}");
                 self.engine.config_refused(format!("{e:#}"));
                 self.publish();
                 self.ready_again();
-                false
+                return false;
+            }
+            let n = self.engine.settings().templates.len();
+            log::info!("config reloaded: {n} template(s)");
+            self.due = vec![Instant::now(); n];
+            self.refresh = vec![Refresh::default(); n];
+            match (&self.notify, self.engine.settings().notify.clone()) {
+                (Some(state), Some(new)) => {
+                    if new.listen != state.settings.borrow().listen {
+                        log::warn!("[notify] listen changes take effect at the next restart");
+                    }
+                    state.settings.send_replace(Arc::new(new));
+                }
+                (None, Some(_)) | (Some(_), None) => {
+                    log::warn!("adding or removing [notify] takes effect at the next restart");
+                }
+                (None, None) => {}
+            }
+            let all: Vec<usize> = (0..n).collect();
+            let asked = self.cycle(&all).await;
+            self.ready_again();
+            if asked.stop || !asked.reload {
+                return asked.stop;
             }
         }
     }
