@@ -14,8 +14,8 @@
     failures LOG                prints the failed attempts; exit 1 if any
     attempts LOG                number of attempts logged
     master SOCKET COMMAND       sends COMMAND to HAProxy's master CLI
-    reloads SOCKET              the master's reload count and how many of
-                                those reloads failed ("show proc")
+    reloads SOCKET              the master's reload count, and how many
+                                reloads failed since the last good one
 
 Times are seconds since the epoch (what `date +%s.%N` prints), so the shell
 can mark a moment and ask about the answers around it.

@@ -93,7 +93,7 @@ stack_cleanup() {
   stop_pid "$KNOT_PID"
   if [ -n "$T" ] && [ -d "$T" ]; then
     if [ "$status" -ne 0 ] || [ -n "${SRVD_E2E_KEEP:-}" ]; then
-      echo "== logs kept in $T"
+      [ -n "${STACK_QUIET:-}" ] || echo "== logs kept in $T" >&2
     else
       rm -rf "$T"
     fi
@@ -218,7 +218,8 @@ frontend_up() {
       "$FRONTEND_ADDR" "$FRONTEND_PORT" 2>/dev/null
 }
 
-# How many times the HAProxy master has reloaded, and how many reloads failed.
+# How many times the HAProxy master has reloaded, and how many reloads failed
+# since the last one that succeeded.
 haproxy_reloads() {
   python3 "$HELPER" reloads "$T/haproxy/master.sock"
 }
