@@ -63,7 +63,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Settings, ConfigError> {
 /// toml's message, made to read as one line per fact: "line 3, column 1: unknown
 /// field `reload_cmnd`, expected one of ...".
 fn toml_message(e: &toml::de::Error, input: &str) -> String {
-    let msg = e.message().trim_end();
+    let msg = suggest(e.message().trim_end());
+    let msg = msg.as_str();
     match e.span() {
         Some(span) => {
             let (line, col) = line_col(input, span.start);
@@ -80,6 +81,44 @@ fn toml_message(e: &toml::de::Error, input: &str) -> String {
     }
 }
 
+/// "unknown field `reload_cmnd`, expected one of `src`, ..." becomes
+/// "unknown field `reload_cmnd` (did you mean `reload_cmd`?)" when one
+/// expected key is a typo away.
+fn suggest(msg: &str) -> String {
+    let Some(rest) = msg.strip_prefix("unknown field `") else {
+        return msg.to_owned();
+    };
+    let Some((unknown, expected)) = rest.split_once("`, expected one of ") else {
+        return msg.to_owned();
+    };
+    let best = expected
+        .split(", ")
+        .map(|k| k.trim_matches('`'))
+        .map(|k| (edit_distance(unknown, k), k))
+        .min();
+    match best {
+        Some((d, k)) if d <= 2.max(unknown.len() / 4) => {
+            format!("unknown field `{unknown}` (did you mean `{k}`?)")
+        }
+        _ => msg.to_owned(),
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
 fn line_col(input: &str, offset: usize) -> (usize, usize) {
     let before = &input[..offset.min(input.len())];
     let line = before.matches('\n').count() + 1;
@@ -93,5 +132,23 @@ fn truncate(s: &str, max: usize) -> String {
     } else {
         let cut: String = s.chars().take(max).collect();
         format!("{cut}...")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_typo_gets_a_suggestion() {
+        assert_eq!(
+            suggest(
+                "unknown field `reload_cmnd`, expected one of `src`, `reload_cmd`, `check_cmd`"
+            ),
+            "unknown field `reload_cmnd` (did you mean `reload_cmd`?)"
+        );
+        let far = "unknown field `xyz`, expected one of `src`, `reload_cmd`";
+        assert_eq!(suggest(far), far);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 }
