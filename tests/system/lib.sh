@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # A real systemd (Debian bookworm, systemd 252) as PID 1 in systemd-nspawn,
 # for tests that must see units, the watchdog, socket activation, reload
 # propagation and the journal for real. Source it, then:
@@ -84,7 +85,9 @@ sysd_mirror() {
 # ever booted with --volatile=overlay, so it stays as built.
 sysd_rootfs() {
   local packages key dir
-  packages=$(printf '%s\n' $SYSD_PACKAGES $SYSD_EXTRA_PACKAGES | sort -u | paste -sd, -)
+  local -a words
+  read -ra words <<<"$SYSD_PACKAGES $SYSD_EXTRA_PACKAGES"
+  packages=$(printf '%s\n' "${words[@]}" | sort -u | paste -sd, -)
   key=$(printf '%s %s' "$SYSD_SUITE" "$packages" | sha256sum | cut -c1-12)
   dir=$SRVD_TESTS_CACHE/rootfs-$SYSD_SUITE-$key
   if [ -f "$dir/.complete" ]; then
@@ -150,6 +153,7 @@ sysd_boot() {
   # same through each exec.
   local args=(--quiet --register=no --keep-unit "--machine=$name" -D "$rootfs"
     --volatile=overlay --private-network --console=read-only --boot "$@")
+  # shellcheck disable=SC2016 # expanded by the launcher
   SYSD_LAUNCH_CGROUPS="${SYSD_CGROUPS[*]}" setsid bash -c '
     for cg in $SYSD_LAUNCH_CGROUPS; do echo $$ >"$cg/cgroup.procs" || exit 1; done
     unset SYSD_LAUNCH_CGROUPS
@@ -170,6 +174,7 @@ sysd_boot() {
       sysd_stop
       return 1
     fi
+    # shellcheck disable=SC2013 # a list of PIDs
     for child in $(cat /proc/"$SYSD_PID"/task/*/children 2>/dev/null); do
       if [ "$(cat /proc/"$child"/comm 2>/dev/null)" = systemd ]; then
         SYSD_LEADER=$child
@@ -231,6 +236,7 @@ sysd_net() {
 # PATH resolves in the container's own tree.
 sysd_put() {
   local src=$1 dest=$2 mode=${3:-0644}
+  # shellcheck disable=SC2016 # expanded inside
   sysd_sh 'mkdir -p "$(dirname "$1")" && cat >"$1" && chmod "$2" "$1"' "$dest" "$mode" <"$src"
 }
 
