@@ -161,7 +161,12 @@ rec {
       # Directories srvd sees empty or private: nothing it writes there
       # reaches another service.
       hidden =
-        (if elem (serviceConfig.ProtectHome or false) [ true "yes" "tmpfs" ] then [ "/home" "/root" "/run/user" ] else [ ])
+        (
+          if elem (serviceConfig.ProtectHome or false) [ true "yes" "tmpfs" ] then
+            [ "/home" "/root" "/run/user" ]
+          else
+            [ ]
+        )
         ++ (if elem (serviceConfig.PrivateTmp or false) [ true "yes" ] then [ "/tmp" "/var/tmp" ] else [ ]);
       perTemplate = t: [
         {
@@ -283,10 +288,13 @@ rec {
       "srvd.socket"
     ];
     wantedBy = [ "multi-user.target" ];
-    # A loop of failed starts is a bug to look at; the last good files stay.
+    # A crash loop (a start every RestartSec) gives up after ten starts, as a
+    # bug to look at; the last good files stay. A srvd that cannot become
+    # ready (DNS unreachable at boot) ends each try at the start timeout,
+    # never reaches ten in ten minutes, and keeps trying.
     unitConfig = {
       StartLimitIntervalSec = "10min";
-      StartLimitBurst = 5;
+      StartLimitBurst = 10;
     };
     serviceConfig = {
       Type = "notify";

@@ -178,10 +178,12 @@ expect "a changed unit file is noticed" \
 expect "srvd.socket listens where the module's socket does by default" \
   '(import (root + "/tests/nix/unit-file.nix") (builtins.readFile (root + "/packaging/systemd/srvd.socket"))).Socket.ListenStream' \
   "[$(eval_json 'l.statusListen { }')]"
-# nix/package.nix replaces these paths, and fails to build if one is gone.
-for line in '^ExecStart=/usr/bin/srvd ' '^ExecReload=/bin/kill '; do
-  check "packaging/systemd/srvd.service has the path the package replaces: $line" \
-    grep -q "$line" "$root/packaging/systemd/srvd.service"
+# nix/package.nix replaces these paths in every service unit, and fails to
+# build if one is gone.
+for unit in "$root"/packaging/systemd/*.service; do
+  for line in '^ExecStart=/usr/bin/srvd ' '^ExecReload=/bin/kill '; do
+    check "${unit#"$root"/} has the path the package replaces: $line" grep -q "$line" "$unit"
+  done
 done
 
 echo "== the flake"
