@@ -50,6 +50,29 @@ pub fn real_dest(dest: &Path) -> PathBuf {
     }
 }
 
+/// What identifies one version of a file: any write, rename, chmod or chown
+/// changes it (ctime moves on each of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+/// Dest's stamp, or None when it cannot be had (missing, unreadable).
+pub fn stamp(path: &Path) -> Option<Stamp> {
+    let m = fs::metadata(path).ok()?;
+    Some(Stamp {
+        dev: m.dev(),
+        ino: m.ino(),
+        size: m.size(),
+        mtime_ns: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
+        ctime_ns: m.ctime() as i128 * 1_000_000_000 + m.ctime_nsec() as i128,
+    })
+}
+
 /// Reads dest; `None` when it does not exist yet.
 pub fn read_dest(dest: &Path) -> Result<Option<DestFile>> {
     match File::open(dest) {

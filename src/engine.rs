@@ -7,6 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsString;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use hickory_proto::rr::Name;
@@ -17,7 +18,7 @@ use crate::clock;
 use crate::command::{self, CommandLine};
 use crate::config::{self, ConfigError, Flags, Settings, TemplateSettings};
 use crate::plan::{self, Decision, PlanState};
-use crate::records::{self, LookupError, Rejected, Srv};
+use crate::records::{self, Answer, LookupError, Rejected, Srv};
 use crate::render::{self, Renderer};
 use crate::source::{Source, SrvResult};
 use crate::status::{Counters, DomainStatus, Snapshot, TemplateStatus};
@@ -83,11 +84,13 @@ struct TemplateRun {
     shown: Option<u64>,
     /// A reload is owed: dest holds content the middleware may not have loaded.
     owed: Option<plan::Failed>,
+    /// Dest was found to hold the render with this hash, and had this stamp.
+    verified: Option<(u64, Option<apply::Stamp>)>,
     dest_exists: bool,
 }
 
 struct Attempt {
-    inputs: Vec<Vec<Srv>>,
+    inputs: Vec<Arc<Answer>>,
     result: Result<(Vec<u8>, u64), String>,
 }
 
@@ -344,14 +347,13 @@ impl Engine {
         i: usize,
         answers: &HashMap<Name, SrvResult>,
         now: Instant,
-    ) -> Result<Vec<Vec<Srv>>, String> {
+    ) -> Result<Vec<Arc<Answer>>, String> {
         let t = &self.settings.templates[i];
         let (allow_empty, min_records, resolve) = (t.allow_empty, t.min_records, t.resolve_targets);
         let mut inputs = Vec::with_capacity(t.domains.len());
         let mut errors = Vec::new();
-        for k in 0..self.settings.templates[i].domains.len() {
+        for k in 0..t.domains.len() {
             let d = &self.settings.templates[i].domains[k];
-            let text = d.text.clone();
             let result = match answers.get(&d.name) {
                 Some(Ok(answer)) => {
                     records::usable(answer, allow_empty, min_records).map(|()| answer.clone())
@@ -360,7 +362,7 @@ impl Engine {
                 None => Err(LookupError::Other("not looked up".into())),
             };
             let result = match result {
-                Ok(answer) if resolve => match self.source.resolve_targets(answer, now).await {
+                Ok(answer) if resolve => match self.source.resolve_targets(&answer, now).await {
                     Ok(a) => records::usable(&a, allow_empty, min_records).map(|()| a),
                     Err(e) => Err(e),
                 },
@@ -371,11 +373,14 @@ impl Engine {
                 Ok(answer) => {
                     status.records = Some(answer.records.len());
                     status.error = None;
-                    inputs.push(answer.records);
+                    inputs.push(answer);
                 }
                 Err(e) => {
                     status.error = Some(e.to_string());
-                    errors.push(format!("{text}: {e}"));
+                    errors.push(format!(
+                        "{}: {e}",
+                        self.settings.templates[i].domains[k].text
+                    ));
                 }
             }
         }
@@ -386,13 +391,14 @@ impl Engine {
         }
     }
 
-    /// Renders template `i`, or reuses the last render when the records are
-    /// the same (the common case: nothing changed in DNS).
-    fn rendered(&mut self, i: usize, inputs: &[Vec<Srv>]) -> Result<(Vec<u8>, u64), String> {
+    /// Renders template `i` and returns the hash of the result, or reuses the
+    /// last render when the records are the same (the common case: nothing
+    /// changed in DNS). The bytes stay in `runs[i].last`.
+    fn rendered(&mut self, i: usize, inputs: &[Arc<Answer>]) -> Result<u64, String> {
         let reuse = self.runs[i]
             .last
             .as_ref()
-            .is_some_and(|a| a.inputs == inputs);
+            .is_some_and(|a| same_inputs(&a.inputs, inputs));
         if !reuse {
             self.counters.renders += 1;
             let t = &self.settings.templates[i];
@@ -400,7 +406,7 @@ impl Engine {
                 .domains
                 .iter()
                 .zip(inputs)
-                .map(|(d, r)| (d.text.as_str(), r.as_slice()))
+                .map(|(d, a)| (d.text.as_str(), a.records.as_slice()))
                 .collect();
             let result = self
                 .renderer
@@ -419,8 +425,16 @@ impl Engine {
             });
         }
         match &self.runs[i].last.as_ref().expect("set above").result {
-            Ok((content, hash)) => Ok((content.clone(), *hash)),
+            Ok((_, hash)) => Ok(*hash),
             Err(e) => Err(format!("template {e}")),
+        }
+    }
+
+    /// The bytes of template `i`'s last successful render.
+    fn content(&self, i: usize) -> &[u8] {
+        match self.runs[i].last.as_ref().map(|a| &a.result) {
+            Some(Ok((content, _))) => content,
+            _ => &[],
         }
     }
 
@@ -441,7 +455,8 @@ impl Engine {
             .map(|f| (f.domain, f.result))
             .collect();
         let inputs = self.inputs(i, &answers, now).await?;
-        self.rendered(i, &inputs).map(|(content, _)| content)
+        self.rendered(i, &inputs)?;
+        Ok(self.content(i).to_vec())
     }
 
     /// Looks up, renders and decides for template `i`. Returns the work to
@@ -454,21 +469,36 @@ impl Engine {
         immediate: bool,
     ) -> Result<Option<Work>, String> {
         let inputs = self.inputs(i, answers, now).await?;
-        let (content, hash) = self.rendered(i, &inputs)?;
-        let t = self.settings.templates[i].clone();
-        let run = &mut self.runs[i];
+        let hash = self.rendered(i, &inputs)?;
+        let t = &self.settings.templates[i];
         let dest = apply::real_dest(&t.dest);
-        let current = apply::read_dest(&dest).map_err(|e| format!("{e:#}"))?;
-        run.dest_exists = current.is_some();
-        let owner = apply::wanted_owner(&t.perms, current.as_ref());
-        let up_to_date = apply::is_up_to_date(current.as_ref(), &content, owner)
-            || (self.settings.flags.dry_run && run.shown == Some(hash));
+        // The common case costs one stat(2): dest is as srvd last found it.
+        let stamp = apply::stamp(&dest);
+        let run = &mut self.runs[i];
+        let verified = stamp.is_some() && run.verified == Some((hash, stamp));
+        let (up_to_date, current, owner) = if verified {
+            run.dest_exists = true;
+            (true, None, None)
+        } else {
+            let current = apply::read_dest(&dest).map_err(|e| format!("{e:#}"))?;
+            run.dest_exists = current.is_some();
+            let owner = apply::wanted_owner(&t.perms, current.as_ref());
+            let content = match run.last.as_ref().map(|a| &a.result) {
+                Some(Ok((content, _))) => content.as_slice(),
+                _ => &[],
+            };
+            let same = apply::is_up_to_date(current.as_ref(), content, owner);
+            run.verified = if same { Some((hash, stamp)) } else { None };
+            (same, current, Some(owner))
+        };
+        let up_to_date = up_to_date || (self.settings.flags.dry_run && run.shown == Some(hash));
         let decision = plan::decide(&mut run.plan, hash, up_to_date, now, &t.timing, immediate);
-        let targets = targets_of(&inputs);
         run.pending = None;
         match decision {
             Decision::UpToDate => {
-                run.targets.get_or_insert(targets);
+                if run.targets.is_none() {
+                    run.targets = Some(targets_of(&inputs));
+                }
                 self.set_ok(i);
                 Ok(None)
             }
@@ -482,22 +512,22 @@ impl Engine {
                 Ok(None)
             }
             Decision::Apply if self.settings.flags.dry_run => {
-                print_dry_run(&t, current.as_ref(), &content);
+                print_dry_run(t, current.as_ref(), self.content(i));
                 let run = &mut self.runs[i];
                 run.shown = Some(hash);
                 plan::applied(&mut run.plan, now);
-                run.targets = Some(targets);
+                run.targets = Some(targets_of(&inputs));
                 self.set_ok(i);
                 Ok(None)
             }
             Decision::Apply => Ok(Some(Work {
                 index: i,
                 dest,
-                content,
+                content: self.content(i).to_vec(),
                 hash,
-                owner,
+                owner: owner.expect("read when not verified"),
                 previous: current,
-                targets,
+                targets: targets_of(&inputs),
             })),
         }
     }
@@ -825,10 +855,18 @@ fn hash_of(bytes: &[u8]) -> u64 {
     h.finish()
 }
 
-fn targets_of(inputs: &[Vec<Srv>]) -> BTreeSet<String> {
+/// Same records as last time: the same shared answers, or equal ones.
+fn same_inputs(a: &[Arc<Answer>], b: &[Arc<Answer>]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| Arc::ptr_eq(x, y) || x.records == y.records)
+}
+
+fn targets_of(inputs: &[Arc<Answer>]) -> BTreeSet<String> {
     inputs
         .iter()
-        .flatten()
+        .flat_map(|a| a.records.iter())
         .map(|r| format!("{}:{}", r.host, r.port))
         .collect()
 }

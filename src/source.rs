@@ -17,11 +17,12 @@ use crate::dns::Resolver;
 use crate::records::{Answer, LookupError};
 use crate::zone::ZoneFile;
 
-pub type SrvResult = Result<Answer, LookupError>;
+/// A domain's answer, shared: cache hits cost a reference count, not a copy.
+pub type SrvResult = Result<Arc<Answer>, LookupError>;
 
 pub struct Source {
     backend: Backend,
-    srv_cache: HashMap<Name, Cached<Answer>>,
+    srv_cache: HashMap<Name, Cached<Arc<Answer>>>,
     addr_cache: HashMap<Name, Cached<Vec<IpAddr>>>,
 }
 
@@ -95,7 +96,7 @@ impl Source {
                     .iter()
                     .map(|d| Fetched {
                         domain: d.clone(),
-                        result: zone.srv(d),
+                        result: zone.srv(d).map(Arc::new),
                         asked: true,
                     })
                     .collect();
@@ -147,6 +148,7 @@ impl Source {
         .await;
         let mut asked: HashMap<&Name, SrvResult> = HashMap::new();
         for (domain, result) in stale.into_iter().zip(answers) {
+            let result = result.map(Arc::new);
             match &result {
                 Ok(answer) => {
                     self.srv_cache.insert(
@@ -183,7 +185,8 @@ impl Source {
     /// Fills in `addrs` for every record of `answer`, from the cache while
     /// fresh. A target without any address is left out; a failed lookup fails
     /// the whole answer, since a partial list could drop most backends.
-    pub async fn resolve_targets(&mut self, mut answer: Answer, now: Instant) -> SrvResult {
+    pub async fn resolve_targets(&mut self, answer: &Answer, now: Instant) -> SrvResult {
+        let mut answer = answer.clone();
         let mut wanted: Vec<Name> = Vec::new();
         for r in &answer.records {
             let Ok(name) = Name::from_ascii(&r.target) else {
@@ -233,7 +236,7 @@ impl Source {
             true
         });
         answer.rejected.extend(dropped);
-        Ok(answer)
+        Ok(Arc::new(answer))
     }
 
     /// Queries sent to DNS servers since start (SRV, A and AAAA).
