@@ -33,7 +33,7 @@ failed=0
 
 echo "== cargo test"
 log=$(mktemp)
-cargo test --release --locked 2>&1 | tee "$log"
+cargo test --locked 2>&1 | tee "$log"
 cargo_status=${PIPESTATUS[0]}
 read -r cp cf < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i } } END { print p+0, f+0 }' "$log")
 rm -f "$log"
