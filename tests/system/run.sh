@@ -122,7 +122,7 @@ free_port() {
   local p
   while :; do
     p=$((20000 + RANDOM % 20000))
-    ss -Htln "sport = :$p" | grep -q . || { echo "$p"; return; }
+    [ -z "$(ss -Htln "sport = :$p")" ] && { echo "$p"; return; }
   done
 }
 
@@ -149,10 +149,10 @@ EOF
 if command -v systemd-socket-activate >/dev/null; then
   systemd-socket-activate -l "127.0.0.1:$port" -E PATH \
     "$bin" --config "$work/host/srvd.toml" >"$work/host/log" 2>&1 &
-  # (/proc/PID/comm holds 15 characters: "systemd-socket-".)
   host_pid=$!
   eventually 5 "systemd-socket-activate listens on 127.0.0.1:$port" \
     has . ss -Htln "sport = :$port"
+  # /proc/PID/comm keeps 15 characters: "systemd-socket-".
   check "srvd is not started before the first connection" \
     equals systemd-socket- cat "/proc/$host_pid/comm"
   check "the first request starts srvd and GET /status answers JSON" \
@@ -317,6 +317,7 @@ t0=$SECONDS
 check "systemctl start srvd haproxy succeeds" \
   sysd_run timeout 60 systemctl start srvd.service haproxy.service
 took=$((SECONDS - t0))
+srvd_started=$SECONDS
 check "... at once (${took} s), srvd's reload not waiting for HAProxy's start" [ "$took" -le 3 ]
 check "srvd rendered haproxy.cfg before HAProxy started" lacks '# stale' cfg
 check "HAProxy started with it" \
