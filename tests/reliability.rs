@@ -1193,3 +1193,359 @@ fn leftovers_of_a_crash_are_cleaned_and_an_interrupted_reload_runs_again() {
     std::thread::sleep(secs(1.0));
     assert_eq!(site.reloads(), 2, "once, not every cycle");
 }
+
+// --- 6. Malformed templates and configs ------------------------------------------------
+// (tests/config.rs has 38 malformed configs; these add templates and more configs)
+
+/// Templates `srvd check` must refuse: (what, text, line named in the message).
+const BAD_TEMPLATES: &[(&str, &str, &str)] = &[
+    ("for without a list", "ok\n{% for x in %}\n", "2"),
+    ("unclosed variable", "a\n{{ srvs\n", "2"),
+    ("if never closed", "a\nb\n{% if srvs %}\nno endif\n", "5"),
+    ("endfor without for", "a\n{% endfor %}\n", "2"),
+    ("endif without if", "{% endif %}\n", "1"),
+    (
+        "for closed by endif",
+        "\n{% for s in srvs %}{% endif %}\n",
+        "2",
+    ),
+    ("empty expression", "a\n\n{{ }}\n", "3"),
+    ("unknown tag", "{% frobnicate %}\n", "1"),
+    ("filter without a name", "a\n{{ srvs | }}\n", "2"),
+    ("dangling operator", "{{ 1 + }}\n", "1"),
+    ("unterminated string", "a\n{{ \"abc }}\n", "2"),
+    ("set without a name", "{% set %}\n", "1"),
+    (
+        "macro with a bad signature",
+        "{% macro m( %}{% endmacro m %}\n",
+        "1",
+    ),
+    (
+        "block without a name",
+        "a\n{% block %}{% endblock %}\n",
+        "2",
+    ),
+    ("index never closed", "{{ srvs[ }}\n", "1"),
+    ("unknown filter", "a\nb\n{{ srvs | nofilter }}\n", "3"),
+    (
+        "unknown test",
+        "{% if srvs is notatest %}{% endif %}\n",
+        "1",
+    ),
+    ("for without a variable", "{% for %}{% endfor %}\n", "1"),
+    ("raw never closed", "a\n{% raw %}never closed\n", "2"),
+    ("comment never closed", "a\n\n{# never closed\n", "3"),
+    ("two operators", "{{ 1 ++ 2 }}\n", "1"),
+    ("elif without if", "a\n{% elif x %}\n", "2"),
+    ("else without if", "{% else %}\n", "1"),
+    ("filter block never closed", "a\n{% filter upper %}x\n", "3"),
+    ("break outside a loop", "{% break %}\n", "1"),
+    ("continue outside a loop", "a\n{% continue %}\n", "2"),
+    (
+        "keyword argument without a value",
+        "\n\n\n{{ srvs | rotate(n=) }}\n",
+        "4",
+    ),
+    ("concatenation of nothing", "{{ \"a\" ~ }}\n", "1"),
+    ("set without a value", "a\n{% set x = %}\n", "2"),
+    (
+        "three loop variables",
+        "{% for a, b, c in srvs %}{% endfor %}\n",
+        "1",
+    ),
+    ("attribute without a name", "{{ srvs.0. }}\n", "1"),
+    (
+        "extends a missing template",
+        "{% extends \"base.tmpl\" %}\n",
+        "inheriting from 'base.tmpl'",
+    ),
+    (
+        "include of a missing template",
+        "a\n{% include \"other.tmpl\" %}\n",
+        "2",
+    ),
+    ("expression nested too deep", "", "1"),
+    ("tags nested too deep", "", "1"),
+];
+
+/// Templates that compile but cannot render: `--oneshot` fails, dest is
+/// not written, and the message names the line.
+const FAILING_TEMPLATES: &[(&str, &str, &str)] = &[
+    ("undefined variable", "a\n{{ missing }}\n", "2"),
+    ("undefined field", "line\n{{ srvs[0].nope }}\n", "2"),
+    ("index out of range", "a\nb\n{{ srvs[99].host }}\n", "3"),
+    ("division by zero", "{{ srvs[0].port / 0 }}\n", "1"),
+    ("not an IPv4 address", "a\n{{ \"x\" | ipv4_to_int }}\n", "2"),
+    ("not hexadecimal", "{{ \"zz\" | hex_to_int }}\n", "1"),
+    ("missing keyword argument", "a\n{{ srvs | rotate }}\n", "2"),
+    (
+        "wrong argument type",
+        "{{ srvs | shuffle(seed=\"a\") }}\n",
+        "1",
+    ),
+    (
+        "loop over a number",
+        "a\n{% for s in srvs[0].port %}{% endfor %}\n",
+        "2",
+    ),
+    ("adding a list and a number", "{{ srvs + 1 }}\n", "1"),
+    (
+        "unknown domain",
+        "a\n{{ domains[\"_nope._tcp.example.com\"] }}\n",
+        "2",
+    ),
+    ("a field of a number", "{{ srvs[0].port.host }}\n", "1"),
+    (
+        "endless recursion",
+        "{% component r() %}{{ <r /> }}{% endcomponent r %}\n{{ <r /> }}\n",
+        "recursion depth",
+    ),
+];
+
+/// "3" stands for `TMPL:3`; anything else is taken as it is.
+fn named(tmpl: &str, line: &str) -> String {
+    match line.parse::<usize>() {
+        Ok(n) => format!("{tmpl}:{n}"),
+        Err(_) => line.to_owned(),
+    }
+}
+
+#[test]
+fn malformed_templates_are_refused_with_their_line_and_no_panic() {
+    let site = Site::new();
+    site.write(
+        "ok.zone",
+        "$ORIGIN example.com.\n$TTL 30\n_mysql._tcp IN SRV 10 5 3306 db-001\n",
+    );
+    let mut tried = 0;
+    for (i, (what, text, line)) in BAD_TEMPLATES.iter().enumerate() {
+        let text = match *what {
+            "expression nested too deep" => {
+                format!("{{{{ {}1{} }}}}\n", "(".repeat(10_000), ")".repeat(10_000))
+            }
+            "tags nested too deep" => "{% if srvs %}".repeat(10_000),
+            _ => text.to_string(),
+        };
+        let tmpl = format!("bad{i:02}.tmpl");
+        site.write(&tmpl, &text);
+        site.write(
+            "srvd.toml",
+            &format!("src = \"{tmpl}\"\ndest = \"out.cfg\"\ndomain = \"_mysql._tcp.example.com\"\nzone_file = \"ok.zone\"\n"),
+        );
+        for args in [&["check"][..], &["--oneshot"][..]] {
+            let out = site.run(args);
+            let msg = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert_eq!(
+                out.status.code(),
+                Some(78),
+                "{what} ({args:?}): exit code\n{msg}"
+            );
+            let needle = named(&tmpl, line);
+            assert!(
+                msg.contains(&needle),
+                "{what} ({args:?}): names {needle}\n{msg}"
+            );
+            assert!(!msg.contains("panicked"), "{what}: {msg}");
+        }
+        assert!(!site.exists("out.cfg"), "{what}");
+        tried += 1;
+    }
+    for (i, (what, text, line)) in FAILING_TEMPLATES.iter().enumerate() {
+        let tmpl = format!("fail{i:02}.tmpl");
+        site.write(&tmpl, text);
+        site.write(
+            "srvd.toml",
+            &format!("src = \"{tmpl}\"\ndest = \"out.cfg\"\ndomain = \"_mysql._tcp.example.com\"\nzone_file = \"ok.zone\"\nnohttpd = true\n"),
+        );
+        let out = site.run(&["--oneshot"]);
+        let msg = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{what}: exit code\n{msg}");
+        let needle = named(&tmpl, line);
+        assert!(msg.contains(&needle), "{what}: names {needle}\n{msg}");
+        assert!(!msg.contains("panicked"), "{what}: {msg}");
+        assert!(!site.exists("out.cfg"), "{what}: nothing written");
+        let out = site.run(&["render"]);
+        assert_eq!(out.status.code(), Some(1), "{what}: srvd render");
+        tried += 1;
+    }
+    // Not UTF-8: refused naming the file.
+    std::fs::write(site.path("binary.tmpl"), b"a\n\xff\xfe\n").unwrap();
+    site.write("srvd.toml", "src = \"binary.tmpl\"\ndest = \"out.cfg\"\ndomain = \"_mysql._tcp.example.com\"\nzone_file = \"ok.zone\"\n");
+    let out = site.run(&["check"]);
+    let msg = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(78), "{msg}");
+    assert!(
+        msg.contains("binary.tmpl") && msg.contains("UTF-8"),
+        "{msg}"
+    );
+    tried += 1;
+    assert!(tried >= 30, "{tried} templates");
+}
+
+/// Malformed configs beyond tests/config.rs: (what, lines after a valid
+/// template, texts the message must contain).
+const MORE_BAD_CONFIGS: &[(&str, &str, &[&str])] = &[
+    (
+        "infinite interval",
+        "interval = inf\n",
+        &["interval", "line 4"],
+    ),
+    ("NaN interval", "interval = nan\n", &["interval", "line 4"]),
+    (
+        "interval rounding to 0",
+        "interval = 1e-10\n",
+        &["`interval`"],
+    ),
+    (
+        "exponent in a duration",
+        "timeout = \"1e999s\"\n",
+        &["timeout", "line 4"],
+    ),
+    ("negative splay", "splay = \"-1s\"\n", &["splay", "line 4"]),
+    ("negative owner", "owner = -1\n", &["owner", "line 4"]),
+    (
+        "owner past 32 bits",
+        "owner = 4294967296\n",
+        &["owner", "line 4"],
+    ),
+    (
+        "negative min_records",
+        "min_records = -1\n",
+        &["min_records", "line 4"],
+    ),
+    (
+        "edns0_size past 16 bits",
+        "edns0_size = 70000\n",
+        &["edns0_size", "line 4"],
+    ),
+    (
+        "a key twice",
+        "interval = 1\ninterval = 2\n",
+        &["duplicate key", "line 5"],
+    ),
+    (
+        "wait without min",
+        "wait = { max = \"2s\" }\n",
+        &["min", "line 4"],
+    ),
+    ("wait of words", "wait = \"x:y\"\n", &["wait", "line 4"]),
+    ("dns_timeout 0", "dns_timeout = 0\n", &["`dns_timeout`"]),
+    (
+        "five-digit mode",
+        "mode = \"07777\"\n",
+        &["`mode`", "07777"],
+    ),
+    ("empty mode", "mode = \"\"\n", &["`mode`"]),
+    (
+        "bad IPv6 status_addr",
+        "status_addr = \"::1::\"\n",
+        &["status_addr", "line 4"],
+    ),
+    (
+        "resolv_conf a number",
+        "resolv_conf = 5\n",
+        &["resolv_conf", "line 4"],
+    ),
+    (
+        "a number in the domains list",
+        "domains = [\"_b._tcp.x\", 5]\n",
+        &["line 4"],
+    ),
+    (
+        "notify without listen",
+        "[notify]\nlisten = []\n",
+        &["[notify]", "`listen`"],
+    ),
+    (
+        "notify listen without a port",
+        "[notify]\nlisten = [\"127.0.0.1\"]\n",
+        &["`listen`", "127.0.0.1"],
+    ),
+    (
+        "notify allow of words",
+        "[notify]\nlisten = [\"127.0.0.1:5353\"]\nallow = [\"bad\"]\n",
+        &["`allow`", "bad"],
+    ),
+    (
+        "TSIG key without a secret",
+        "[notify]\nlisten = [\"127.0.0.1:5353\"]\nkey_name = \"k\"\n",
+        &["`secret_file`"],
+    ),
+    (
+        "TSIG secret file missing",
+        "[notify]\nlisten = [\"127.0.0.1:5353\"]\nkey_name = \"k\"\nsecret_file = \"nope.key\"\n",
+        &["`secret_file`", "nope.key"],
+    ),
+    (
+        "TSIG algorithm unknown",
+        "[notify]\nlisten = [\"127.0.0.1:5353\"]\nkey_name = \"k\"\nsecret_file = \"bad.key\"\nalgorithm = \"hmac-md5\"\n",
+        &["`algorithm`", "hmac-md5"],
+    ),
+    (
+        "TSIG secret not base64",
+        "[notify]\nlisten = [\"127.0.0.1:5353\"]\nkey_name = \"k\"\nsecret_file = \"bad.key\"\n",
+        &["`secret_file`", "base64"],
+    ),
+    (
+        "notify table twice",
+        "[notify]\nlisten = [\"127.0.0.1:5353\"]\n[notify]\nlisten = [\"127.0.0.1:5354\"]\n",
+        &["duplicate key", "line 6"],
+    ),
+    (
+        "primaries of words",
+        "[notify]\nlisten = [\"127.0.0.1:5353\"]\n[notify.primaries]\n\"example.com\" = [\"nope\"]\n",
+        &["[notify.primaries]", "nope"],
+    ),
+    ("arrays nested 100,000 deep", "", &["recursion", "line 4"]),
+    ("tables nested 5,000 deep", "", &["recursion", "line 4"]),
+    ("a NUL byte in a key", "a\0b = 1\n", &["line 4"]),
+    (
+        "a byte-order mark inside",
+        "\u{feff}interval = 1\n",
+        &["line 4"],
+    ),
+    (
+        "a control character in a string",
+        "reload_cmd = \"a\u{1}b\"\n",
+        &["line 4"],
+    ),
+];
+
+#[test]
+fn more_malformed_configs_name_the_key_and_exit_78_without_panic() {
+    let site = Site::new();
+    site.write("t.tmpl", "x\n");
+    site.write("bad.key", "secret \"!!not base64!!\";\n");
+    let head = "src = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\n";
+    let mut tried = 0;
+    for (what, tail, needles) in MORE_BAD_CONFIGS {
+        let tail = match *what {
+            "arrays nested 100,000 deep" => {
+                format!("x = {}{}\n", "[".repeat(100_000), "]".repeat(100_000))
+            }
+            "tables nested 5,000 deep" => {
+                format!("x = {}1{}\n", "{a=".repeat(5_000), "}".repeat(5_000))
+            }
+            _ => tail.to_string(),
+        };
+        site.write("srvd.toml", &format!("{head}{tail}"));
+        let out = site.run(&["check"]);
+        let msg = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(78), "{what}: exit code\n{msg}");
+        for n in *needles {
+            assert!(
+                msg.contains(n),
+                "{what}: message should contain {n:?}:\n{msg}"
+            );
+        }
+        assert!(!msg.contains("panicked"), "{what}: {msg}");
+        tried += 1;
+    }
+    // Not UTF-8 at all.
+    std::fs::write(site.path("srvd.toml"), b"src = \"\xff\"\n").unwrap();
+    let out = site.run(&["check"]);
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("UTF-8"));
+    tried += 1;
+    assert!(tried >= 30, "{tried}");
+}
