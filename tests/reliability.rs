@@ -1549,3 +1549,213 @@ fn more_malformed_configs_name_the_key_and_exit_78_without_panic() {
     tried += 1;
     assert!(tried >= 30, "{tried}");
 }
+
+// --- 7. Signals ---------------------------------------------------------------------------
+
+#[test]
+fn sighup_during_a_reload_lets_it_finish_then_reads_the_config() {
+    let server = DnsServer::start();
+    two_backends(&server, D, 0);
+    let site = Site::new();
+    basic_config(&site, &server, "");
+    let steps = site.path("steps.log");
+    commands(
+        &site,
+        None,
+        Some(&format!(
+            "sh -c 'echo start >> {s}; echo $$ > {p}; sleep 1; echo done >> {s}'",
+            s = steps.display(),
+            p = site.path("reload.pid").display()
+        )),
+    );
+    let mut d = site.start();
+    assert!(
+        wait_until(secs(5.0), || site.read("steps.log") == "start\ndone\n"),
+        "{}",
+        d.log()
+    );
+    site.write("haproxy.cfg.tmpl", &format!("# v2\n{TEMPLATE}"));
+    server.set_srv(D, 0, &[(10, 5, 3306, "db-003.example.com.")]);
+    assert!(wait_until(secs(5.0), || site
+        .read("steps.log")
+        .lines()
+        .count()
+        == 3));
+    for _ in 0..10 {
+        d.signal(Signal::SIGHUP);
+    }
+    assert!(
+        wait_until(secs(5.0), || d.log().contains("config reloaded")),
+        "{}",
+        d.log()
+    );
+    // The reload ran to its end, and the new template was rendered after it.
+    assert!(wait_until(secs(5.0), || site
+        .read("haproxy.cfg")
+        .starts_with("# v2\n")));
+    assert!(site.read("haproxy.cfg").contains("db-003"));
+    assert!(
+        wait_until(secs(5.0), || site.read("steps.log")
+            == "start\ndone\nstart\ndone\nstart\ndone\n"),
+        "{:?}",
+        site.read("steps.log")
+    );
+    assert!(
+        !d.log().contains("reload_cmd was interrupted"),
+        "{}",
+        d.log()
+    );
+    std::thread::sleep(secs(1.5));
+    assert_eq!(
+        site.read("steps.log").lines().count(),
+        6,
+        "no reload after that"
+    );
+    let (code, _) = d.stop();
+    assert_eq!(code, Some(0));
+    assert!(!alive(read_pid(&site, "reload.pid").unwrap()));
+    assert!(!site.exists(".srvd-reload-pending-haproxy.cfg"));
+}
+
+#[test]
+fn sigterm_or_sigint_during_a_check_kills_its_whole_group_and_leaves_dest() {
+    let server = DnsServer::start();
+    two_backends(&server, D, 0);
+    let mut tried = 0;
+    for sig in [Signal::SIGTERM, Signal::SIGINT] {
+        let site = Site::new();
+        basic_config(&site, &server, "timeout = \"30s\"");
+        site.write("haproxy.cfg", "good\n");
+        commands(
+            &site,
+            Some(&format!(
+                "sh -c 'sleep 300 & echo $! > {}; echo $$ > {}; wait' {{{{ src }}}}",
+                site.path("child.pid").display(),
+                site.path("leader.pid").display()
+            )),
+            None,
+        );
+        let mut d = site.start();
+        assert!(wait_until(secs(5.0), || read_pid(&site, "child.pid")
+            .is_some()
+            && read_pid(&site, "leader.pid").is_some()));
+        let t = Instant::now();
+        d.signal(sig);
+        let status = d.child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "{sig:?}");
+        assert!(t.elapsed() < secs(1.5), "{sig:?}: took {:?}", t.elapsed());
+        for f in ["child.pid", "leader.pid"] {
+            let pid = read_pid(&site, f).unwrap();
+            let gone = wait_until(secs(1.0), || !alive(pid));
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            assert!(gone, "{sig:?}: {f} still running after srvd stopped");
+        }
+        assert_eq!(site.read("haproxy.cfg"), "good\n", "{sig:?}");
+        assert!(
+            files_with_prefix(site.dir.path(), ".srvd-").is_empty(),
+            "{sig:?}"
+        );
+        tried += 1;
+    }
+    assert_eq!(tried, 2);
+}
+
+#[test]
+fn sigterm_during_a_reload_kills_it_and_the_next_start_reloads_again() {
+    let server = DnsServer::start();
+    two_backends(&server, D, 0);
+    let site = Site::new();
+    basic_config(&site, &server, "timeout = \"30s\"");
+    let steps = site.path("steps.log");
+    commands(
+        &site,
+        None,
+        Some(&format!(
+            "sh -c 'echo start >> {s}; test -e {quick} || sleep 300; echo done >> {s}'",
+            s = steps.display(),
+            quick = site.path("quick").display()
+        )),
+    );
+    let mut d = site.start();
+    assert!(wait_until(secs(5.0), || site.read("steps.log") == "start\n"));
+    let (code, took) = d.stop();
+    assert_eq!(code, Some(0));
+    assert!(took < secs(1.5), "took {took:?}");
+    assert!(
+        site.read("haproxy.cfg").contains("db-002"),
+        "dest stays written"
+    );
+    assert!(
+        site.exists(".srvd-reload-pending-haproxy.cfg"),
+        "the reload is owed"
+    );
+    assert!(
+        !std::process::Command::new("pgrep")
+            .args(["-f", &format!("test -e {}", site.path("quick").display())])
+            .status()
+            .unwrap()
+            .success(),
+        "the reload's processes are gone"
+    );
+    site.write("quick", "");
+    let d = site.start();
+    assert!(
+        wait_until(secs(5.0), || site.read("steps.log")
+            == "start\nstart\ndone\n"),
+        "{:?}\n{}",
+        site.read("steps.log"),
+        d.log()
+    );
+    assert!(wait_until(secs(2.0), || !site
+        .exists(".srvd-reload-pending-haproxy.cfg")));
+}
+
+#[test]
+fn a_burst_of_100_sighups_while_the_config_changes_ends_on_the_last_config() {
+    let server = DnsServer::start();
+    two_backends(&server, D, 0);
+    let site = Site::new();
+    basic_config(&site, &server, "");
+    site.write(
+        "a.tmpl",
+        "# A\n{% for s in srvs %}{{ s.host }}\n{% endfor %}",
+    );
+    site.write(
+        "b.tmpl",
+        "# B\n{% for s in srvs %}{{ s.host }}\n{% endfor %}",
+    );
+    let with = |t: &str| {
+        site.read("srvd.toml")
+            .replace("src = \"haproxy.cfg.tmpl\"", &format!("src = \"{t}\""))
+    };
+    let (a, b) = (with("a.tmpl"), with("b.tmpl"));
+    site.write("srvd.toml", &a);
+    let mut d = site.start();
+    assert!(wait_until(secs(5.0), || site
+        .read("haproxy.cfg")
+        .starts_with("# A")));
+    let t = Instant::now();
+    for i in 0..100 {
+        site.write("srvd.toml", if i % 2 == 0 { &b } else { &a });
+        d.signal(Signal::SIGHUP);
+    }
+    site.write("srvd.toml", &b);
+    d.signal(Signal::SIGHUP);
+    assert!(t.elapsed() < secs(1.0), "the burst took {:?}", t.elapsed());
+    assert!(
+        wait_until(secs(10.0), || site.read("haproxy.cfg").starts_with("# B")),
+        "{}",
+        d.log()
+    );
+    std::thread::sleep(secs(1.0));
+    assert!(
+        site.read("haproxy.cfg").starts_with("# B"),
+        "and stays there"
+    );
+    server.set_srv(D, 0, &[(10, 5, 3306, "db-009.example.com.")]);
+    assert!(wait_until(secs(5.0), || site.read("haproxy.cfg")
+        == "# B\ndb-009.example.com\n"));
+    assert!(!d.log().contains("panicked"));
+    let (code, _) = d.stop();
+    assert_eq!(code, Some(0));
+}
