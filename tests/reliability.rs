@@ -1759,3 +1759,314 @@ fn a_burst_of_100_sighups_while_the_config_changes_ends_on_the_last_config() {
     let (code, _) = d.stop();
     assert_eq!(code, Some(0));
 }
+
+// --- 10. Status endpoint abuse -------------------------------------------------------------
+
+/// Lets this process hold more than the usual 1,024 descriptors.
+fn raise_fd_limit() {
+    let mut lim = nix::libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls on a local struct.
+    unsafe {
+        if nix::libc::getrlimit(nix::libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur = lim.rlim_max.min(65536);
+            nix::libc::setrlimit(nix::libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+/// Receives what srvd sends to NOTIFY_SOCKET, with the time it arrived.
+fn notify_socket(
+    site: &Site,
+) -> (
+    std::path::PathBuf,
+    std::sync::mpsc::Receiver<(Instant, String)>,
+) {
+    let path = site.path("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = sock.recv(&mut buf) {
+            if tx
+                .send((
+                    Instant::now(),
+                    String::from_utf8_lossy(&buf[..n]).into_owned(),
+                ))
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    (path, rx)
+}
+
+#[test]
+fn a_thousand_hostile_clients_do_not_stop_the_watchdog_or_the_poll() {
+    raise_fd_limit();
+    let server = DnsServer::start();
+    two_backends(&server, D, 0);
+    let site = Site::new();
+    let addr = config_with_status(&site, &server, "");
+    let (sock, pings) = notify_socket(&site);
+    let d = site.start_with(
+        &[],
+        &[
+            ("NOTIFY_SOCKET", sock.to_str().unwrap()),
+            ("WATCHDOG_USEC", "1000000"),
+        ],
+    );
+    assert!(wait_until(secs(5.0), || site.reloads() == 1), "{}", d.log());
+    assert!(wait_until(secs(3.0), || status(&addr)["ready"] == true));
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut threads = Vec::new();
+    let mut opened = 0;
+    // 600 clients that connect and never send a byte.
+    let idle: Vec<TcpStream> = (0..600)
+        .filter_map(|_| TcpStream::connect(&addr).ok())
+        .collect();
+    opened += idle.len();
+    // 100 that send one byte every 200 ms, forever.
+    let slow: Vec<TcpStream> = (0..100)
+        .filter_map(|_| TcpStream::connect(&addr).ok())
+        .collect();
+    opened += slow.len();
+    {
+        let stop = stop.clone();
+        threads.push(std::thread::spawn(move || {
+            let mut slow = slow;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for s in &mut slow {
+                    let _ = s.set_nonblocking(true);
+                    let _ = s.write(b"G");
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }));
+    }
+    // 50 that send a 1 MiB request head, 50 that send garbage, 200 ordinary GETs.
+    for kind in 0..300 {
+        let addr = addr.clone();
+        let stop = stop.clone();
+        threads.push(std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok(mut s) = TcpStream::connect(&addr) else {
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                };
+                let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
+                let _ = s.set_read_timeout(Some(Duration::from_secs(6)));
+                let request: Vec<u8> = match kind {
+                    0..50 => {
+                        let mut r = b"GET /status HTTP/1.1\r\nX: ".to_vec();
+                        r.extend(std::iter::repeat_n(b'a', 1 << 20));
+                        r
+                    }
+                    50..100 => (0..4096u32)
+                        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+                        .collect(),
+                    _ => b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+                };
+                let _ = s.write_all(&request);
+                let mut sink = Vec::new();
+                let _ = s.read_to_end(&mut sink);
+            }
+        }));
+    }
+    opened += 300;
+    assert!(opened >= 1000, "{opened} clients");
+
+    // Meanwhile: five changes in DNS, each followed within two seconds.
+    let started = Instant::now();
+    for round in 0..5 {
+        server.set_srv(
+            D,
+            0,
+            &[(10, 5, 3306, &format!("db-{round:03}.example.com."))],
+        );
+        assert!(
+            wait_until(secs(2.0), || site
+                .read("haproxy.cfg")
+                .contains(&format!("db-{round:03}"))),
+            "round {round}: the poll loop fell behind\n{}",
+            d.log()
+        );
+        std::thread::sleep(secs(0.5));
+    }
+    let abused = started.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    drop(idle);
+    for t in threads {
+        let _ = t.join();
+    }
+    // The watchdog (WATCHDOG_USEC = 1 s) was pinged all along.
+    let times: Vec<Instant> = pings
+        .try_iter()
+        .filter(|(t, m)| m.contains("WATCHDOG=1") && *t >= started)
+        .map(|(t, _)| t)
+        .collect();
+    assert!(
+        times.len() as f64 >= abused.as_secs_f64() / 0.5 * 0.7,
+        "{} pings in {abused:?}",
+        times.len()
+    );
+    let mut last = started;
+    for t in &times {
+        assert!(
+            t.duration_since(last) < secs(1.0),
+            "a gap of {:?} between pings",
+            t.duration_since(last)
+        );
+        last = *t;
+    }
+    // And the endpoint serves again once they are gone.
+    assert!(wait_until(secs(10.0), || http_get(&addr, "/status").0 == 200));
+    assert!(!d.log().contains("panicked"));
+}
+
+// --- 9. Soak ---------------------------------------------------------------------------------
+
+/// A DNS server whose SRV answer changes with every query: version N of the
+/// records for the Nth query.
+fn changing_server() -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let addr = sock.local_addr().unwrap();
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let count = served.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        loop {
+            let Ok((n, peer)) = sock.recv_from(&mut buf) else {
+                return;
+            };
+            let Ok(q) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            let Some(question) = q.queries.first().cloned() else {
+                continue;
+            };
+            let v = count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut m = Message::new(q.metadata.id, MessageType::Response, OpCode::Query);
+            m.metadata.authoritative = true;
+            m.metadata.recursion_desired = q.metadata.recursion_desired;
+            m.add_query(question.clone());
+            if question.query_type() == RecordType::SRV {
+                for i in 0..3u16 {
+                    m.add_answer(Record::from_rdata(
+                        question.name().clone(),
+                        0,
+                        RData::SRV(SRV::new(
+                            i,
+                            5,
+                            3306 + i,
+                            name(&format!("v{v}-{i}.example.com.")),
+                        )),
+                    ));
+                }
+            }
+            let _ = sock.send_to(&m.to_vec().unwrap(), peer);
+        }
+    });
+    (addr, served)
+}
+
+/// Runs srvd for `cycles` cycles with records that change every cycle, a
+/// check and a reload each time, and /metrics read along the way. Returns
+/// (RSS after 1,000 cycles, RSS at the end, cycles, changes applied), in KiB.
+fn soak(cycles: u64) -> (u64, u64, u64, u64) {
+    let (dns, _) = changing_server();
+    let site = Site::new();
+    let port = free_port();
+    site.write("haproxy.cfg.tmpl", TEMPLATE);
+    site.write(
+        "srvd.toml",
+        &format!(
+            "src = \"haproxy.cfg.tmpl\"\ndest = \"haproxy.cfg\"\ndomain = \"_mysql._tcp.example.com\"\n\
+             nameservers = [\"{dns}\"]\ndns_timeout = \"1s\"\ninterval = \"1ms\"\n\
+             check_cmd = \"test -s {{{{ src }}}}\"\nreload_cmd = \"true\"\nstatus_port = {port}\n"
+        ),
+    );
+    let addr = format!("127.0.0.1:{port}");
+    // Debug logging would be megabytes a second: warnings only, to a file.
+    let log = std::fs::File::create(site.path("srvd.log")).unwrap();
+    let mut child = std::process::Command::new(SRVD)
+        .arg("--config")
+        .arg(site.path("srvd.toml"))
+        .args(["--log-level", "warn"])
+        .env_remove("NOTIFY_SOCKET")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let pid = Pid::from_raw(child.id() as i32);
+    let cycles_now = || metric(&addr, "srvd_cycles_total").unwrap_or(0.0) as u64;
+    let ok = wait_until(secs(60.0), || cycles_now() >= 1_000);
+    if !ok {
+        let _ = child.kill();
+    }
+    assert!(ok, "{}", site.read("srvd.log"));
+    let early = rss_kib(pid);
+    let limit = secs(60.0 + cycles as f64 / 50.0);
+    let t = Instant::now();
+    while cycles_now() < cycles {
+        if t.elapsed() > limit || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            panic!(
+                "{} cycles in {:?}\n{}",
+                cycles_now(),
+                t.elapsed(),
+                site.read("srvd.log")
+            );
+        }
+        std::thread::sleep(secs(0.5));
+    }
+    let late = rss_kib(pid);
+    let done = cycles_now();
+    let changes = metric(&addr, "srvd_reloads_total{result=\"success\"}").unwrap_or(0.0) as u64;
+    let _ = kill(pid, Signal::SIGTERM);
+    let code = child.wait().unwrap().code();
+    assert_eq!(code, Some(0), "{}", site.read("srvd.log"));
+    assert_eq!(site.read("srvd.log"), "", "nothing worth a warning");
+    (early, late, done, changes)
+}
+
+#[test]
+fn memory_stays_flat_over_3000_cycles_of_changing_records() {
+    let (early, late, cycles, changes) = soak(3_000);
+    eprintln!(
+        "soak: {cycles} cycles, {changes} changes, RSS {early} KiB after 1,000, {late} KiB at the end"
+    );
+    assert!(
+        changes * 10 >= cycles * 9,
+        "records changed every cycle: {changes} changes in {cycles} cycles"
+    );
+    assert!(
+        late <= early + 1024,
+        "RSS grew from {early} KiB to {late} KiB"
+    );
+}
+
+/// The long soak, run by tests/reliability/long.sh:
+/// `SRVD_SOAK_CYCLES=100000 cargo test --release --test reliability -- --ignored long_soak`.
+#[test]
+#[ignore = "long run: tests/reliability/long.sh"]
+fn long_soak() {
+    let cycles = std::env::var("SRVD_SOAK_CYCLES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(100_000);
+    let (early, late, done, changes) = soak(cycles);
+    println!("SOAK cycles={done} changes={changes} rss_after_1000_kib={early} rss_end_kib={late}");
+    assert!(
+        changes * 10 >= done * 9,
+        "{changes} changes in {done} cycles"
+    );
+    assert!(
+        late <= early + 1024,
+        "RSS grew from {early} KiB to {late} KiB"
+    );
+}
