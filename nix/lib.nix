@@ -323,7 +323,7 @@ rec {
       ProtectProc = "invisible";
       NoNewPrivileges = true;
       # chown/chmod of dest, and writing into other users' directories.
-      CapabilityBoundingSet = "CAP_CHOWN CAP_FOWNER CAP_DAC_OVERRIDE";
+      CapabilityBoundingSet = "CAP_CHOWN CAP_FOWNER CAP_DAC_OVERRIDE CAP_NET_BIND_SERVICE";
       RestrictAddressFamilies = "AF_UNIX AF_INET AF_INET6";
       RestrictNamespaces = true;
       RestrictRealtime = true;

@@ -16,6 +16,7 @@ use crate::config::DEFAULT_PATH;
     name = "srvd",
     version,
     about,
+    disable_help_subcommand = true,
     long_about = "srvd polls DNS SRV records (or a zone file), renders each configured \
         template with them, validates the result with the template's check command, \
         replaces the destination file atomically and runs the reload command, only when \

@@ -60,6 +60,11 @@ pub fn run(opts: Options) -> Result<u8> {
             None => None,
         };
         let n = engine.settings().templates.len();
+        let ready = notifier.clone();
+        engine.on_ready(Box::new(move |line| {
+            log::info!("ready: {line}");
+            ready.ready(line);
+        }));
         let mut daemon = Daemon {
             due: first_due(engine.settings()),
             refresh: vec![Refresh::default(); n],
@@ -69,7 +74,6 @@ pub fn run(opts: Options) -> Result<u8> {
             notifier,
             stop_tx,
             snapshots,
-            ready: false,
             last_status: String::new(),
             signals: Signals::new()?,
             watchdog: None,
@@ -85,13 +89,22 @@ pub fn run(opts: Options) -> Result<u8> {
 }
 
 /// Serves the status endpoint on the socket systemd passed, else on
-/// `status_addr:status_port` unless it is turned off.
+/// `status_addr:status_port`, unless it is turned off (`nohttpd`,
+/// `--no-status`), which wins over a passed socket too.
 async fn start_status(
     engine: &Engine,
     listen: Vec<std::os::fd::OwnedFd>,
     no_status: bool,
     snapshots: watch::Receiver<Arc<Snapshot>>,
 ) {
+    let Some(addr) = engine.settings().status.filter(|_| !no_status) else {
+        if !listen.is_empty() {
+            log::warn!(
+                "the status endpoint is off (nohttpd / --no-status): not serving the socket systemd passed"
+            );
+        }
+        return;
+    };
     let listener = if let Some(fd) = listen.into_iter().next() {
         let std_listener = std::net::TcpListener::from(fd);
         std_listener
@@ -99,12 +112,9 @@ async fn start_status(
             .and_then(|()| tokio::net::TcpListener::from_std(std_listener))
             .map_err(|e| format!("the socket passed by systemd: {e}"))
     } else {
-        match (engine.settings().status, no_status) {
-            (Some(addr), false) => tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| format!("binding the status endpoint on {addr}: {e}")),
-            _ => return,
-        }
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("binding the status endpoint on {addr}: {e}"))
     };
     match listener {
         Ok(l) => {
@@ -202,7 +212,6 @@ struct Daemon {
     snapshots: watch::Sender<Arc<Snapshot>>,
     /// When each template (config index) is next due.
     due: Vec<Instant>,
-    ready: bool,
     last_status: String,
     signals: Signals,
     watchdog: Option<Interval>,
@@ -291,8 +300,18 @@ impl Daemon {
                 refreshed.push(i);
             }
         }
+        // The cycle's clock is the tick it was scheduled for, not the moment
+        // the loop got to it: an answer cached at one tick with TTL equal to
+        // the interval is then stale at the next tick, every time, whatever
+        // the wake-up jitter.
+        let scheduled = due
+            .iter()
+            .map(|&i| self.due[i])
+            .min()
+            .unwrap_or(started)
+            .min(started);
         let report = {
-            let fut = self.engine.cycle(due, started.into_std(), false, &direct);
+            let fut = self.engine.cycle(due, scheduled.into_std(), false, &direct);
             tokio::pin!(fut);
             loop {
                 tokio::select! {
@@ -385,8 +404,7 @@ impl Daemon {
         }
     }
 
-    /// Publishes the snapshot, updates STATUS, and sends READY=1 the first
-    /// time every template is in a good enough state.
+    /// The engine's snapshot plus the NOTIFY listener's counters.
     fn snapshot(&self) -> Snapshot {
         let mut s = self.engine.snapshot();
         if let Some(n) = &self.notify {
@@ -395,18 +413,9 @@ impl Daemon {
         s
     }
 
+    /// Publishes the snapshot, and the STATUS line when it changed. (READY=1
+    /// is sent by the engine's ready hook, before the first reloads.)
     fn publish(&mut self) {
-        if !self.ready && self.engine.is_ready() {
-            self.ready = true;
-            self.engine.mark_ready();
-            let snapshot = self.snapshot();
-            let line = snapshot.status_line();
-            log::info!("ready: {line}");
-            self.notifier.ready(&line);
-            self.last_status = line;
-            self.snapshots.send_replace(Arc::new(snapshot));
-            return;
-        }
         let snapshot = self.snapshot();
         let line = snapshot.status_line();
         if line != self.last_status {

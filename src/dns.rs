@@ -155,7 +155,9 @@ impl Resolver {
     }
 
     /// The A and AAAA addresses of `host`, with the smallest TTL among them.
-    /// A name with neither gives an empty list, not an error.
+    /// A name with neither gives an empty list, not an error. When one family
+    /// fails but the other gives addresses, those are used: a server that
+    /// refuses AAAA for an IPv4-only name must not take the backend away.
     pub async fn addrs(&self, host: &Name) -> Result<(Vec<IpAddr>, u32), LookupError> {
         let (v4, v6) = futures_util::future::join(
             self.query(host, RecordType::A),
@@ -164,7 +166,8 @@ impl Resolver {
         .await;
         let mut addrs = Vec::new();
         let mut ttl = u32::MAX;
-        for result in [v4, v6] {
+        let mut failed = None;
+        for (rtype, result) in [("A", v4), ("AAAA", v6)] {
             match result {
                 Ok(message) => {
                     let refs: Vec<&Record> = message.answers.iter().collect();
@@ -182,8 +185,17 @@ impl Resolver {
                     }
                 }
                 Err(LookupError::NoRecords | LookupError::NxDomain) => {}
-                Err(e) => return Err(e),
+                Err(e) => {
+                    failed.get_or_insert(LookupError::Target {
+                        host: records::escaped(host),
+                        rtype,
+                        error: Box::new(e),
+                    });
+                }
             }
+        }
+        if let (Some(e), true) = (failed, addrs.is_empty()) {
+            return Err(e);
         }
         addrs.sort();
         addrs.dedup();

@@ -23,6 +23,25 @@ use crate::render::{self, Renderer};
 use crate::source::{Source, SrvResult};
 use crate::status::{Counters, DomainStatus, Snapshot, TemplateStatus};
 
+/// Logs an event about template `t`, with its journal fields (SRVD_TEMPLATE,
+/// SRVD_DEST, one SRVD_DOMAIN per domain, SRVD_COMMAND when given).
+macro_rules! tlog {
+    ($level:ident, $t:expr, $cmd:expr, $($arg:tt)+) => {{
+        let t: &TemplateSettings = $t;
+        let domains: Vec<&str> = t.domains.iter().map(|d| d.text.as_str()).collect();
+        crate::logging::event(
+            log::Level::$level,
+            &crate::logging::Fields {
+                template: &t.name,
+                dest: &t.dest.to_string_lossy(),
+                domains: &domains,
+                command: $cmd,
+            },
+            format_args!($($arg)+),
+        )
+    }};
+}
+
 /// A config that loaded: settings plus compiled templates.
 pub struct Loaded {
     pub settings: Settings,
@@ -44,6 +63,9 @@ pub fn load(path: &Path, cli: Flags) -> Result<Loaded, ConfigError> {
     Ok(Loaded { settings, renderer })
 }
 
+/// Told the STATUS line when srvd first becomes ready.
+pub type ReadyHook = Box<dyn FnMut(&str)>;
+
 /// Prefix of the marker that says "dest changed, its reload has not
 /// succeeded yet": it survives a crash so that the next start reloads.
 const RELOAD_MARKER: &str = ".srvd-reload-pending-";
@@ -61,7 +83,11 @@ pub struct Engine {
     /// Rejected records already logged, per domain: each is logged once.
     warned: HashMap<Name, Vec<Rejected>>,
     config_error: Option<String>,
+    /// When srvd started, for /status.
+    started: SystemTime,
     ready: bool,
+    /// Called once, with the STATUS line, when srvd first becomes ready.
+    ready_hook: Option<ReadyHook>,
 }
 
 #[derive(Default)]
@@ -118,7 +144,8 @@ struct Replaced {
     index: usize,
     previous: Option<DestFile>,
     hash: u64,
-    targets: BTreeSet<String>,
+    /// What `targets` was before, for a rollback.
+    previous_targets: Option<BTreeSet<String>>,
 }
 
 impl Engine {
@@ -140,7 +167,9 @@ impl Engine {
             last_change: None,
             warned: HashMap::new(),
             config_error: None,
+            started: SystemTime::now(),
             ready: false,
+            ready_hook: None,
         };
         engine.runs = engine
             .settings
@@ -156,11 +185,25 @@ impl Engine {
     fn new_run(&self, t: &TemplateSettings) -> TemplateRun {
         let dest = apply::real_dest(&t.dest);
         for stale in apply::remove_stale(&dest) {
-            log::info!(srvd_template = t.name.as_str(); "{}: removed {} left by an earlier run", t.name, stale.display());
+            tlog!(
+                Info,
+                t,
+                None,
+                "{}: removed {} left by an earlier run",
+                t.name,
+                stale.display()
+            );
         }
         let owed = marker_path(&dest).exists() && t.reload_cmd.is_some();
         if owed {
-            log::warn!(srvd_template = t.name.as_str(); "{}: the last reload after writing {} did not finish; reloading again", t.name, dest.display());
+            tlog!(
+                Warn,
+                t,
+                None,
+                "{}: the last reload after writing {} did not finish; reloading again",
+                t.name,
+                dest.display()
+            );
         }
         TemplateRun {
             owed: owed.then(|| plan::Failed {
@@ -258,8 +301,23 @@ impl Engine {
         })
     }
 
-    pub fn mark_ready(&mut self) {
-        self.ready = true;
+    /// `hook` is called once, with the STATUS line, the first time every
+    /// template is rendered or up to date (see `is_ready`). That happens
+    /// between writing dest and running the reload commands, so that a
+    /// reload of a unit ordered after srvd (haproxy.service with
+    /// After=srvd.service) does not wait for srvd's own start to finish.
+    pub fn on_ready(&mut self, hook: ReadyHook) {
+        self.ready_hook = Some(hook);
+    }
+
+    fn announce_ready(&mut self) {
+        if !self.ready && self.is_ready() {
+            self.ready = true;
+            let line = self.snapshot().status_line();
+            if let Some(hook) = &mut self.ready_hook {
+                hook(&line);
+            }
+        }
     }
 
     /// Runs one cycle over the templates in `due` (config indexes).
@@ -301,7 +359,7 @@ impl Engine {
                 Ok(Some(work)) => to_apply.push(work),
                 Ok(None) => {}
                 Err(reason) => {
-                    self.set_failing(i, reason);
+                    self.set_failing(i, reason, None);
                     plan::unavailable(&mut self.runs[i].plan);
                     report.failed.push(i);
                 }
@@ -313,14 +371,19 @@ impl Engine {
             let i = work.index;
             match self.install(work).await {
                 Ok(r) => replaced.push(r),
-                Err(reason) => {
-                    self.set_failing(i, reason);
+                Err((reason, command)) => {
+                    self.set_failing(i, reason, command.as_deref());
                     report.failed.push(i);
                 }
             }
         }
 
+        for r in &replaced {
+            self.set_ok(r.index);
+        }
+        self.announce_ready();
         self.reload(replaced, due, now, &mut report).await;
+        self.announce_ready();
         for &i in due {
             if let Some(until) = self.defer_until(i) {
                 report.wake.push((i, until));
@@ -362,7 +425,11 @@ impl Engine {
                 None => Err(LookupError::Other("not looked up".into())),
             };
             let result = match result {
-                Ok(answer) if resolve => match self.source.resolve_targets(&answer, now).await {
+                Ok(answer) if resolve => match self
+                    .source
+                    .resolve_targets(&d.name.clone(), &answer, now)
+                    .await
+                {
                     Ok(a) => records::usable(&a, allow_empty, min_records).map(|()| a),
                     Err(e) => Err(e),
                 },
@@ -532,8 +599,9 @@ impl Engine {
         }
     }
 
-    /// Stages, checks and puts one change in place.
-    async fn install(&mut self, work: Work) -> Result<Replaced, String> {
+    /// Stages, checks and puts one change in place. On failure, says why and
+    /// which command failed, if it was the check.
+    async fn install(&mut self, work: Work) -> Result<Replaced, (String, Option<String>)> {
         let i = work.index;
         let t = self.settings.templates[i].clone();
         let now = Instant::now();
@@ -541,7 +609,7 @@ impl Engine {
             Ok(s) => s,
             Err(e) => {
                 plan::failed(&mut self.runs[i].plan, work.hash, now);
-                return Err(format!("{e:#}"));
+                return Err((format!("{e:#}"), None));
             }
         };
         if let (Some(check), false) = (&t.check_cmd, self.settings.flags.no_check) {
@@ -551,10 +619,13 @@ impl Engine {
                 let run = &mut self.runs[i];
                 run.check_failures += 1;
                 let backoff = plan::failed(&mut run.plan, work.hash, now);
-                return Err(format!(
-                    "check_cmd {failure}; {} left as it was; next try when the output changes, or in {}",
-                    t.dest.display(),
-                    config::duration::display(backoff)
+                return Err((
+                    format!(
+                        "check_cmd {failure}; {} left as it was; next try when the output changes, or in {}",
+                        t.dest.display(),
+                        config::duration::display(backoff)
+                    ),
+                    Some(check.text().to_owned()),
                 ));
             }
         }
@@ -567,16 +638,20 @@ impl Engine {
                 let _ = std::fs::remove_file(marker_path(&work.dest));
             }
             plan::failed(&mut self.runs[i].plan, work.hash, now);
-            return Err(format!("{e:#}"));
+            return Err((format!("{e:#}"), None));
         }
-        self.runs[i].dest_exists = true;
-        let before = self.runs[i].targets.clone();
+        let wall = SystemTime::now();
+        let run = &mut self.runs[i];
+        run.dest_exists = true;
+        run.last_change = Some(wall);
+        self.last_change = Some(wall);
+        let before = self.runs[i].targets.replace(work.targets.clone());
         log_change(&t, before.as_ref(), &work.targets);
         Ok(Replaced {
             index: i,
             previous: work.previous,
             hash: work.hash,
-            targets: work.targets,
+            previous_targets: before,
         })
     }
 
@@ -654,7 +729,6 @@ impl Engine {
                     result
                 }
             };
-            let wall = SystemTime::now();
             for r in done {
                 let i = r.index;
                 let t = self.settings.templates[i].clone();
@@ -666,9 +740,6 @@ impl Engine {
                         plan::applied(&mut run.plan, now);
                         run.owed = None;
                         run.changes += 1;
-                        run.last_change = Some(wall);
-                        run.targets = Some(r.targets);
-                        self.last_change = Some(wall);
                         self.set_ok(i);
                         report.changed.push(i);
                     }
@@ -685,6 +756,7 @@ impl Engine {
                                 Ok(()) => {
                                     let _ = std::fs::remove_file(marker_path(&dest));
                                     run.dest_exists = r.previous.is_some();
+                                    run.targets = r.previous_targets.clone();
                                     "rolled back to the previous content".to_owned()
                                 }
                                 Err(e) => format!("rollback FAILED: {e:#}"),
@@ -702,7 +774,8 @@ impl Engine {
                             dest.display(),
                             config::duration::display(backoff)
                         );
-                        self.set_failing(i, msg);
+                        let command = t.reload_cmd.as_ref().map(|c| c.text().to_owned());
+                        self.set_failing(i, msg, command.as_deref());
                         report.failed.push(i);
                     }
                 }
@@ -714,7 +787,7 @@ impl Engine {
                     Ok(()) => {
                         let _ = std::fs::remove_file(marker_path(&apply::real_dest(&t.dest)));
                         run.owed = None;
-                        log::info!(srvd_template = t.name.as_str(); "{}: owed reload done", t.name);
+                        tlog!(Info, &t, None, "{}: owed reload done", t.name);
                     }
                     Err(command::Failure::Stopped) => {}
                     Err(failure) => {
@@ -731,7 +804,8 @@ impl Engine {
                             "reload_cmd {failure}; next try in {}",
                             config::duration::display(backoff)
                         );
-                        self.set_failing(i, msg);
+                        let command = t.reload_cmd.as_ref().map(|c| c.text().to_owned());
+                        self.set_failing(i, msg, command.as_deref());
                         report.failed.push(i);
                     }
                 }
@@ -745,7 +819,7 @@ impl Engine {
         cmd: &CommandLine,
         argv: &[OsString],
     ) -> Result<(), command::Failure> {
-        log::debug!(srvd_template = t.name.as_str(), srvd_command = cmd.text(); "{}: running {:?}", t.name, argv);
+        tlog!(Debug, t, Some(cmd.text()), "{}: running {:?}", t.name, argv);
         command::run(argv, &cmd.label(), t.timing.timeout, &mut self.stop).await
     }
 
@@ -753,22 +827,21 @@ impl Engine {
         let t = &self.settings.templates[i];
         let run = &mut self.runs[i];
         if let Health::Failing(reason) = &run.health {
-            log::info!(srvd_template = t.name.as_str(); "{}: recovered (was: {reason})", t.name);
+            tlog!(Info, t, None, "{}: recovered (was: {reason})", t.name);
         }
         run.health = Health::Ok;
         run.last_success = Some(SystemTime::now());
     }
 
     /// Marks template `i` unhealthy; logs when the reason is new, so that a
-    /// lasting outage is one line, not one per interval.
-    fn set_failing(&mut self, i: usize, reason: String) {
+    /// lasting outage is one line, not one per interval. `command` names the
+    /// check or reload command that failed, if one did.
+    fn set_failing(&mut self, i: usize, reason: String, command: Option<&str>) {
         let t = &self.settings.templates[i];
         let run = &mut self.runs[i];
         run.pending = None;
         if run.health != Health::Failing(reason.clone()) {
-            let domain = t.domains.first().map(|d| d.text.as_str()).unwrap_or("");
-            log::warn!(srvd_template = t.name.as_str(), srvd_dest = t.dest.to_string_lossy().as_ref(), srvd_domain = domain;
-                "{}: {reason}", t.name);
+            tlog!(Warn, t, command, "{}: {reason}", t.name);
         }
         run.health = Health::Failing(reason);
     }
@@ -788,6 +861,7 @@ impl Engine {
     /// The daemon's picture of itself, for STATUS, /status and /metrics.
     pub fn snapshot(&self) -> Snapshot {
         let mut s = Snapshot::new(self.config_path.display().to_string());
+        s.started = clock::rfc3339(self.started);
         if let Some(t) = self.last_change {
             s.set_last_change(t);
         }
@@ -884,9 +958,18 @@ fn log_change(t: &TemplateSettings, before: Option<&BTreeSet<String>>, after: &B
             v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
         }
     };
-    log::info!(srvd_template = t.name.as_str(), srvd_dest = t.dest.to_string_lossy().as_ref(), srvd_domain = domains.join(" ").as_str();
+    tlog!(
+        Info,
+        t,
+        None,
         "{}: wrote {} from {} ({} targets); added: {}; removed: {}",
-        t.name, t.dest.display(), domains.join(", "), after.len(), list(&added), list(&removed));
+        t.name,
+        t.dest.display(),
+        domains.join(", "),
+        after.len(),
+        list(&added),
+        list(&removed)
+    );
 }
 
 fn print_dry_run(t: &TemplateSettings, current: Option<&DestFile>, content: &[u8]) {
@@ -902,5 +985,12 @@ fn print_dry_run(t: &TemplateSettings, current: Option<&DestFile>, content: &[u8
             .context_radius(3)
             .header(&dest, &format!("{dest} (rendered)"))
     );
-    log::info!(srvd_template = t.name.as_str(); "{}: dry run: {} would change; nothing written, nothing reloaded", t.name, dest);
+    tlog!(
+        Info,
+        t,
+        None,
+        "{}: dry run: {} would change; nothing written, nothing reloaded",
+        t.name,
+        dest
+    );
 }

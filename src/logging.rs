@@ -70,3 +70,51 @@ impl Log for Logger {
 
     fn flush(&self) {}
 }
+
+/// Structured fields of an event about a template, sent to the journal as
+/// SRVD_TEMPLATE, SRVD_DEST, one SRVD_DOMAIN per domain (so that
+/// `journalctl SRVD_DOMAIN=x` finds every template that uses x) and
+/// SRVD_COMMAND. On stderr the message alone is printed.
+pub struct Fields<'a> {
+    pub template: &'a str,
+    pub dest: &'a str,
+    pub domains: &'a [&'a str],
+    pub command: Option<&'a str>,
+}
+
+impl log::kv::Source for Fields<'_> {
+    fn visit<'kvs>(
+        &'kvs self,
+        visitor: &mut dyn log::kv::VisitSource<'kvs>,
+    ) -> Result<(), log::kv::Error> {
+        use log::kv::{Key, Value};
+        visitor.visit_pair(Key::from_str("srvd_template"), Value::from(self.template))?;
+        visitor.visit_pair(Key::from_str("srvd_dest"), Value::from(self.dest))?;
+        for d in self.domains {
+            visitor.visit_pair(Key::from_str("srvd_domain"), Value::from(*d))?;
+        }
+        if let Some(c) = self.command {
+            visitor.visit_pair(Key::from_str("srvd_command"), Value::from(c))?;
+        }
+        Ok(())
+    }
+}
+
+/// Logs `args` at `level` with `fields`.
+pub fn event(level: log::Level, fields: &Fields, args: std::fmt::Arguments) {
+    let target = "srvd::engine";
+    if level > log::max_level()
+        || !log::logger().enabled(&Metadata::builder().level(level).target(target).build())
+    {
+        return;
+    }
+    log::logger().log(
+        &Record::builder()
+            .args(args)
+            .level(level)
+            .target(target)
+            .module_path_static(Some("srvd::engine"))
+            .key_values(fields)
+            .build(),
+    );
+}

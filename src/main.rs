@@ -154,28 +154,72 @@ fn render(
     })
 }
 
-/// `srvd generate`: the man page and completions, from the clap definition.
+/// `srvd generate`: the man pages (srvd(8) and one per subcommand) and the
+/// completions, from the clap definition.
 fn generate(
     man: Option<std::path::PathBuf>,
     completions: Option<std::path::PathBuf>,
 ) -> Result<u8> {
-    let cmd = Cli::command();
     if let Some(dir) = man {
         std::fs::create_dir_all(&dir)?;
-        let mut page = Vec::new();
-        clap_mangen::Man::new(cmd.clone())
-            .section("8")
-            .render(&mut page)?;
+        let mut cmd = Cli::command().disable_help_subcommand(true);
+        cmd.build();
+        let page = clap_mangen::Man::new(cmd.clone()).section("8");
+        let mut out = Vec::new();
+        page.render_title(&mut out)?;
+        page.render_name_section(&mut out)?;
+        page.render_synopsis_section(&mut out)?;
+        page.render_description_section(&mut out)?;
+        page.render_options_section(&mut out)?;
+        page.render_subcommands_section(&mut out)?;
+        out.extend_from_slice(MAN_EXIT_STATUS.as_bytes());
+        page.render_version_section(&mut out)?;
         let path = dir.join("srvd.8");
-        std::fs::write(&path, page).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(&path, out).with_context(|| format!("writing {}", path.display()))?;
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+            clap_mangen::Man::new(sub.clone())
+                .section("8")
+                .generate_to(&dir)
+                .with_context(|| format!("writing the man page of {}", sub.get_name()))?;
+        }
     }
     if let Some(dir) = completions {
         use clap_complete::{Shell, generate_to};
         std::fs::create_dir_all(&dir)?;
+        let mut cmd = Cli::command();
         for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
-            generate_to(shell, &mut cmd.clone(), "srvd", &dir)
+            generate_to(shell, &mut cmd, "srvd", &dir)
                 .with_context(|| format!("writing {shell} completions"))?;
         }
     }
     Ok(0)
 }
+
+/// The parts of srvd(8) that clap does not describe.
+const MAN_EXIT_STATUS: &str = r#".SH "EXIT STATUS"
+.TP
+\fB0\fR
+Success; with \fB\-\-oneshot\fR, every template is up to date or was updated.
+.TP
+\fB1\fR
+A template failed (\fB\-\-oneshot\fR), or a runtime error.
+.TP
+\fB2\fR
+Bad command line.
+.TP
+\fB78\fR
+Bad config or template (EX_CONFIG). The packaged units do not restart on it.
+.SH SIGNALS
+.TP
+\fBSIGHUP\fR
+Re\-read the config and the templates; a bad config is refused and the running one stays.
+.TP
+\fBSIGTERM\fR, \fBSIGINT\fR
+Stop: running check and reload commands are killed with their process group.
+.SH FILES
+.TP
+\fI/etc/srvd/srvd.toml\fR
+The default config.
+.SH "SEE ALSO"
+\fBsrvd.toml\fR(5), \fBsrvd\-check\fR(8), \fBsrvd\-render\fR(8), \fBsystemd.service\fR(5), \fBhaproxy\fR(1)
+"#;

@@ -22,9 +22,27 @@ pub struct Srv {
     pub priority: u16,
     pub weight: u16,
     pub ttl: u32,
+    /// Where to connect, ready for a config line: "10.0.0.11:3306" or
+    /// "[2001:db8::11]:3306" with the first resolved address, else
+    /// "db-001.example.com.:3306".
+    pub endpoint: String,
     /// The target's A/AAAA addresses, when the template asks for them.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub addrs: Option<Vec<IpAddr>>,
+    pub addrs: Option<Vec<String>>,
+}
+
+impl Srv {
+    /// Gives the record its addresses (sorted, non-empty); the endpoint
+    /// then uses the first one.
+    pub fn set_addrs(&mut self, addrs: &[IpAddr]) {
+        if let Some(first) = addrs.first() {
+            self.endpoint = match first {
+                IpAddr::V4(a) => format!("{a}:{}", self.port),
+                IpAddr::V6(a) => format!("[{a}]:{}", self.port),
+            };
+        }
+        self.addrs = Some(addrs.iter().map(|a| a.to_string()).collect());
+    }
 }
 
 impl Srv {
@@ -121,6 +139,7 @@ pub fn answer_from<'a>(query: &Name, records: impl IntoIterator<Item = &'a Recor
             }),
             Ok(host) => answer.records.push(Srv {
                 target: format!("{host}."),
+                endpoint: format!("{host}.:{port}"),
                 host,
                 port,
                 priority,
@@ -234,6 +253,12 @@ pub enum LookupError {
         got: usize,
         min: usize,
     },
+    /// Looking up a target's addresses failed (`resolve_targets`).
+    Target {
+        host: String,
+        rtype: &'static str,
+        error: Box<LookupError>,
+    },
     /// Anything else: another response code, a network error, a bad zone file.
     Other(String),
 }
@@ -249,6 +274,7 @@ impl LookupError {
             LookupError::NoRecords => "noanswer",
             LookupError::Empty => "empty",
             LookupError::TooFew { .. } => "too_few",
+            LookupError::Target { error, .. } => error.kind(),
             LookupError::Other(_) => "other",
         }
     }
@@ -266,6 +292,7 @@ impl std::fmt::Display for LookupError {
             LookupError::TooFew { got, min } => {
                 write!(f, "{got} records, fewer than min_records = {min}")
             }
+            LookupError::Target { host, rtype, error } => write!(f, "{host} {rtype}: {error}"),
             LookupError::Other(s) => f.write_str(s),
         }
     }

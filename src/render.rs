@@ -69,10 +69,22 @@ impl Renderer {
         domains: &[(&str, &[Srv])],
         hostname: &str,
     ) -> Result<String, String> {
+        // Each domain's records become Tera values once, shared by `srvs` and
+        // `domains` (a value clone is a reference count).
+        let values: Vec<Value> = domains.iter().map(|(_, r)| records_value(r)).collect();
+        let mut map = tera::Map::with_capacity(domains.len());
+        for ((name, _), v) in domains.iter().zip(&values) {
+            map.insert(name.to_string().into(), v.clone());
+        }
         let mut ctx = Context::new();
-        ctx.insert("srvs", domains.first().map_or(&[][..], |d| d.1));
-        let map: BTreeMap<&str, &[Srv]> = domains.iter().copied().collect();
-        ctx.insert("domains", &map);
+        ctx.insert_value(
+            "srvs",
+            values
+                .first()
+                .cloned()
+                .unwrap_or_else(|| Value::from(Vec::<Value>::new())),
+        );
+        ctx.insert_value("domains", Value::from(map));
         ctx.insert("hostname", hostname);
         let name = &self.names[index];
         match catch_unwind(AssertUnwindSafe(|| self.tera.render(name, &ctx))) {
@@ -83,6 +95,13 @@ impl Renderer {
             )),
         }
     }
+}
+
+/// The records as a Tera value. Built once per domain per render and shared
+/// by `srvs` and `domains`: at thousands of records, the conversion costs
+/// about as much as running the template.
+fn records_value(records: &[Srv]) -> Value {
+    Value::from_serializable(records)
 }
 
 /// Tera's error with its causes, which carry the template name, line and column.
@@ -229,6 +248,7 @@ mod tests {
             priority,
             weight: 0,
             ttl: 30,
+            endpoint: format!("{host}.:{port}"),
             addrs: None,
         }
     }

@@ -24,6 +24,15 @@ pub struct Source {
     backend: Backend,
     srv_cache: HashMap<Name, Cached<Arc<Answer>>>,
     addr_cache: HashMap<Name, Cached<Vec<IpAddr>>>,
+    /// The last answer given addresses, per domain: the same answer with
+    /// fresh addresses is handed out again as is (no copy, no compare).
+    resolved: HashMap<Name, Resolved>,
+}
+
+struct Resolved {
+    from: Arc<Answer>,
+    to: Arc<Answer>,
+    fresh_until: Instant,
 }
 
 enum Backend {
@@ -77,6 +86,7 @@ impl Source {
             backend,
             srv_cache: HashMap::new(),
             addr_cache: HashMap::new(),
+            resolved: HashMap::new(),
         })
     }
 
@@ -91,13 +101,37 @@ impl Source {
     ) -> Vec<Fetched> {
         let (resolver, direct_resolvers) = match &mut self.backend {
             Backend::Zone(zone) => {
-                zone.refresh();
+                // Answers stay valid until the file changes.
+                if zone.refresh() {
+                    self.srv_cache.clear();
+                    self.addr_cache.clear();
+                    self.resolved.clear();
+                }
                 return domains
                     .iter()
-                    .map(|d| Fetched {
-                        domain: d.clone(),
-                        result: zone.srv(d).map(Arc::new),
-                        asked: true,
+                    .map(|d| match self.srv_cache.get(d) {
+                        Some(c) => Fetched {
+                            domain: d.clone(),
+                            result: Ok(c.value.clone()),
+                            asked: false,
+                        },
+                        None => {
+                            let result = zone.srv(d).map(Arc::new);
+                            if let Ok(answer) = &result {
+                                self.srv_cache.insert(
+                                    d.clone(),
+                                    Cached {
+                                        value: answer.clone(),
+                                        fresh_until: now,
+                                    },
+                                );
+                            }
+                            Fetched {
+                                domain: d.clone(),
+                                result,
+                                asked: true,
+                            }
+                        }
                     })
                     .collect();
             }
@@ -185,8 +219,18 @@ impl Source {
     /// Fills in `addrs` for every record of `answer`, from the cache while
     /// fresh. A target without any address is left out; a failed lookup fails
     /// the whole answer, since a partial list could drop most backends.
-    pub async fn resolve_targets(&mut self, answer: &Answer, now: Instant) -> SrvResult {
-        let mut answer = answer.clone();
+    pub async fn resolve_targets(
+        &mut self,
+        domain: &Name,
+        source: &Arc<Answer>,
+        now: Instant,
+    ) -> SrvResult {
+        if let Some(r) = self.resolved.get(domain) {
+            if Arc::ptr_eq(&r.from, source) && !is_stale(r.fresh_until, now) {
+                return Ok(r.to.clone());
+            }
+        }
+        let mut answer = Answer::clone(source);
         let mut wanted: Vec<Name> = Vec::new();
         for r in &answer.records {
             let Ok(name) = Name::from_ascii(&r.target) else {
@@ -218,12 +262,15 @@ impl Source {
             );
         }
         let mut dropped = Vec::new();
+        let mut fresh_until: Option<Instant> = None;
         answer.records.retain_mut(|r| {
-            let addrs = Name::from_ascii(&r.target)
+            let cached = Name::from_ascii(&r.target)
                 .ok()
-                .and_then(|n| self.addr_cache.get(&n))
-                .map(|c| c.value.clone())
-                .unwrap_or_default();
+                .and_then(|n| self.addr_cache.get(&n));
+            if let Some(c) = cached {
+                fresh_until = Some(fresh_until.map_or(c.fresh_until, |f| f.min(c.fresh_until)));
+            }
+            let addrs = cached.map(|c| c.value.clone()).unwrap_or_default();
             if addrs.is_empty() {
                 dropped.push(crate::records::Rejected {
                     target: r.target.clone(),
@@ -232,11 +279,20 @@ impl Source {
                 });
                 return false;
             }
-            r.addrs = Some(addrs);
+            r.set_addrs(&addrs);
             true
         });
         answer.rejected.extend(dropped);
-        Ok(Arc::new(answer))
+        let answer = Arc::new(answer);
+        self.resolved.insert(
+            domain.clone(),
+            Resolved {
+                from: source.clone(),
+                to: answer.clone(),
+                fresh_until: fresh_until.unwrap_or(now),
+            },
+        );
+        Ok(answer)
     }
 
     /// Queries sent to DNS servers since start (SRV, A and AAAA).
@@ -258,6 +314,7 @@ impl Source {
     pub fn retain(&mut self, domains: &[Name]) {
         self.srv_cache.retain(|d, _| domains.contains(d));
         self.addr_cache.clear();
+        self.resolved.clear();
     }
 
     /// The zone file, when records come from one.

@@ -9,7 +9,7 @@ root=$(pwd)
 
 packages=(
   haproxy knot knot-dnsutils dnsutils dnsmasq-base
-  systemd-container mmdebstrap debhelper lintian devscripts nix-bin
+  systemd-container mmdebstrap debhelper dh-exec lintian devscripts nix-bin
   iproute2 procps psmisc curl python3 man-db
 )
 missing=()

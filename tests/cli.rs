@@ -180,6 +180,14 @@ fn generate_writes_the_man_page_and_completions() {
         man.contains(".TH srvd 8") && man.contains("\\-\\-oneshot"),
         "{man}"
     );
+    assert!(
+        man.contains("EXIT STATUS") && man.contains("srvd\\-check(8)"),
+        "{man}"
+    );
+    let check = std::fs::read_to_string(dir.path().join("srvd-check.8")).unwrap();
+    assert!(check.contains(".TH srvd-check 8"), "{check}");
+    assert!(dir.path().join("srvd-render.8").exists());
+    assert!(!dir.path().join("srvd-help.8").exists());
     for f in ["srvd.bash", "_srvd", "srvd.fish"] {
         assert!(dir.path().join(f).exists(), "{f}");
     }
