@@ -39,7 +39,7 @@ rustPlatform.buildRustPackage {
     # definition, so they can only be made where it runs.
     lib.optionalString (stdenv.buildPlatform.canExecute stdenv.hostPlatform) ''
       $out/bin/srvd generate --man generated/man --completions generated/completions
-      installManPage generated/man/srvd.8
+      installManPage generated/man/*.8
       installShellCompletion --cmd srvd \
         --bash generated/completions/srvd.bash \
         --zsh generated/completions/_srvd \
