@@ -519,3 +519,41 @@ async fn tick(watchdog: &mut Option<Interval>) {
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86_400 * 365)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(splay: Duration, dest: &std::path::Path) -> Settings {
+        let text = format!(
+            "src = \"t\"\ndest = \"{}\"\ndomain = \"_a._tcp.example.com\"\nzone_file = \"z\"\nsplay = \"{}ms\"\n",
+            dest.display(),
+            splay.as_millis()
+        );
+        crate::config::parse(&text, std::path::Path::new("/x/srvd.toml")).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn splay_spreads_the_first_lookup_only_when_dest_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.cfg");
+        let existing = dir.path().join("existing.cfg");
+        std::fs::write(&existing, "x").unwrap();
+        let now = Instant::now();
+
+        assert_eq!(first_due(&settings(Duration::ZERO, &existing)), [now]);
+        assert_eq!(
+            first_due(&settings(Duration::from_secs(30), &missing)),
+            [now]
+        );
+        let spread: Vec<Duration> = (0..50)
+            .map(|_| first_due(&settings(Duration::from_secs(30), &existing))[0] - now)
+            .collect();
+        assert!(spread.iter().all(|d| *d < Duration::from_secs(30)));
+        let distinct: std::collections::BTreeSet<_> = spread.iter().collect();
+        assert!(
+            distinct.len() > 40,
+            "random, not one fixed delay: {spread:?}"
+        );
+    }
+}
