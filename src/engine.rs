@@ -113,6 +113,17 @@ struct TemplateRun {
     /// Dest was found to hold the render with this hash, and had this stamp.
     verified: Option<(u64, Option<apply::Stamp>)>,
     dest_exists: bool,
+    /// Dest has held the current render at least once this run.
+    in_place: bool,
+}
+
+/// What `prepare` found for one template.
+enum Prepared {
+    /// Nothing to do now (waiting, or a dry run that printed its diff).
+    Nothing,
+    /// Dest already holds the render.
+    UpToDate,
+    Apply(Work),
 }
 
 struct Attempt {
@@ -297,7 +308,8 @@ impl Engine {
         self.runs.iter().all(|r| match r.health {
             Health::Ok => true,
             Health::Failing(_) => r.dest_exists,
-            Health::Unknown => false,
+            // Up to date, with only a reload owed from before a crash.
+            Health::Unknown => r.in_place,
         })
     }
 
@@ -354,10 +366,12 @@ impl Engine {
         }
 
         let mut to_apply = Vec::new();
+        let mut up_to_date = Vec::new();
         for &i in due {
             match self.prepare(i, &answers, now, immediate).await {
-                Ok(Some(work)) => to_apply.push(work),
-                Ok(None) => {}
+                Ok(Prepared::Apply(work)) => to_apply.push(work),
+                Ok(Prepared::UpToDate) => up_to_date.push(i),
+                Ok(Prepared::Nothing) => {}
                 Err(reason) => {
                     self.set_failing(i, reason, None);
                     plan::unavailable(&mut self.runs[i].plan);
@@ -382,7 +396,7 @@ impl Engine {
             self.set_ok(r.index);
         }
         self.announce_ready();
-        self.reload(replaced, due, now, &mut report).await;
+        self.reload(replaced, &up_to_date, now, &mut report).await;
         self.announce_ready();
         for &i in due {
             if let Some(until) = self.defer_until(i) {
@@ -534,7 +548,7 @@ impl Engine {
         answers: &HashMap<Name, SrvResult>,
         now: Instant,
         immediate: bool,
-    ) -> Result<Option<Work>, String> {
+    ) -> Result<Prepared, String> {
         let inputs = self.inputs(i, answers, now).await?;
         let hash = self.rendered(i, &inputs)?;
         let t = &self.settings.templates[i];
@@ -566,8 +580,12 @@ impl Engine {
                 if run.targets.is_none() {
                     run.targets = Some(targets_of(&inputs));
                 }
-                self.set_ok(i);
-                Ok(None)
+                run.in_place = true;
+                // Healthy once no reload is owed for what dest holds.
+                if run.owed.is_none() {
+                    self.set_ok(i);
+                }
+                Ok(Prepared::UpToDate)
             }
             Decision::Defer { why, until } => {
                 run.pending = Some((why, until));
@@ -576,7 +594,7 @@ impl Engine {
                 if why != plan::Why::Backoff {
                     self.set_ok(i);
                 }
-                Ok(None)
+                Ok(Prepared::Nothing)
             }
             Decision::Apply if self.settings.flags.dry_run => {
                 print_dry_run(t, current.as_ref(), self.content(i));
@@ -585,9 +603,9 @@ impl Engine {
                 plan::applied(&mut run.plan, now);
                 run.targets = Some(targets_of(&inputs));
                 self.set_ok(i);
-                Ok(None)
+                Ok(Prepared::Nothing)
             }
-            Decision::Apply => Ok(Some(Work {
+            Decision::Apply => Ok(Prepared::Apply(Work {
                 index: i,
                 dest,
                 content: self.content(i).to_vec(),
@@ -643,6 +661,7 @@ impl Engine {
         let wall = SystemTime::now();
         let run = &mut self.runs[i];
         run.dest_exists = true;
+        run.in_place = true;
         run.last_change = Some(wall);
         self.last_change = Some(wall);
         let before = self.runs[i].targets.replace(work.targets.clone());
@@ -661,20 +680,16 @@ impl Engine {
     async fn reload(
         &mut self,
         replaced: Vec<Replaced>,
-        due: &[usize],
+        up_to_date: &[usize],
         now: Instant,
         report: &mut Report,
     ) {
-        let mut owed: Vec<usize> = due
+        // Templates whose dest holds the current render but whose reload is
+        // still owed (it failed without rollback, or a crash interrupted it).
+        let mut owed: Vec<usize> = up_to_date
             .iter()
             .copied()
-            .filter(|&i| {
-                let run = &self.runs[i];
-                run.owed.is_some_and(|o| o.retry_at <= now)
-                    && run.health == Health::Ok
-                    && run.pending.is_none()
-                    && !replaced.iter().any(|r| r.index == i)
-            })
+            .filter(|&i| self.runs[i].owed.is_some_and(|o| o.retry_at <= now))
             .collect();
         owed.sort();
 
@@ -788,6 +803,7 @@ impl Engine {
                         let _ = std::fs::remove_file(marker_path(&apply::real_dest(&t.dest)));
                         run.owed = None;
                         tlog!(Info, &t, None, "{}: owed reload done", t.name);
+                        self.set_ok(i);
                     }
                     Err(command::Failure::Stopped) => {}
                     Err(failure) => {

@@ -688,3 +688,50 @@ fn sigterm_stops_promptly_even_during_a_check() {
     assert!(took < Duration::from_secs(1), "took {took:?}");
     assert!(files_with_prefix(site.dir.path(), ".srvd-staged-").is_empty());
 }
+
+#[test]
+fn a_reload_interrupted_by_a_crash_is_run_at_the_next_start() {
+    let server = DnsServer::start();
+    two_backends(&server, 0);
+    let site = Site::new();
+    basic_config(&site, &server, "");
+    let out = site.run(&["--oneshot", "--no-reload"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(site.reloads(), 0);
+    let checks = site.checks();
+    // What a kill -9 between the rename and the end of the reload leaves.
+    site.write(".srvd-reload-pending-haproxy.cfg", "");
+    let d = site.start();
+    assert!(wait_until(secs(5.0), || site.reloads() == 1), "{}", d.log());
+    assert!(d.wait_log("owed reload done", secs(2.0)));
+    assert!(!site.exists(".srvd-reload-pending-haproxy.cfg"));
+    assert_eq!(
+        site.checks(),
+        checks,
+        "dest was up to date: nothing to check"
+    );
+}
+
+#[test]
+fn without_rollback_the_template_stays_failing_until_its_reload_succeeds() {
+    let server = DnsServer::start();
+    two_backends(&server, 0);
+    let site = Site::new();
+    basic_config(&site, &server, "disable_rollback_on_reload_failure = true");
+    let d = site.start();
+    assert!(wait_until(secs(5.0), || site.reloads() == 1));
+    site.write("reload.fail", "");
+    server.set_srv(D, 0, &[(10, 5, 3306, "db-009.example.com.")]);
+    assert!(d.wait_log("kept (disable_rollback_on_reload_failure)", secs(5.0)));
+    std::thread::sleep(secs(1.0));
+    assert_eq!(
+        d.count("recovered"),
+        0,
+        "an owed reload is not a recovery\n{}",
+        d.log()
+    );
+    assert!(
+        site.exists(".srvd-reload-pending-haproxy.cfg"),
+        "a restart would reload"
+    );
+}
