@@ -1,0 +1,179 @@
+# Helpers shared by tests/reliability/run.sh and long.sh: a srvd site that
+# reads its records from a zone file, and the crash-consistency loop.
+# Source tests/lib.sh first.
+
+# The template every site renders: one line per record, between markers, so
+# that a partial file can never pass for a complete one.
+REL_TEMPLATE='# srvd reliability
+{% for s in srvs %}server {{ s.host }} {{ s.target }}:{{ s.port }} prio {{ s.priority }}
+{% endfor %}# end
+'
+
+# zone_text N VERSION: a zone with N SRV records whose names carry VERSION.
+zone_text() {
+  awk -v n="$1" -v v="$2" 'BEGIN {
+    print "$ORIGIN example.com.\n$TTL 0\n@ IN SOA ns1 hostmaster 1 3600 600 86400 0"
+    for (i = 0; i < n; i++) printf "_mysql._tcp IN SRV %d 5 %d h%04d-v%d\n", v % 65536, 1000 + i, i, v
+  }'
+}
+
+# expected_dest N VERSION: exactly what srvd renders from zone_text N VERSION.
+expected_dest() {
+  awk -v n="$1" -v v="$2" 'BEGIN {
+    print "# srvd reliability"
+    for (i = 0; i < n; i++)
+      printf "server h%04d-v%d.example.com h%04d-v%d.example.com.:%d prio %d\n", i, v, i, v, 1000 + i, v % 65536
+    print "# end"
+  }'
+}
+
+# write_zone DIR N VERSION: replaces DIR/zone atomically.
+write_zone() {
+  zone_text "$2" "$3" >"$1/zone.tmp" && mv -f "$1/zone.tmp" "$1/zone"
+}
+
+# free_port: a TCP port nobody listens on now.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# site_config DIR DEST [EXTRA]: a config in DIR/srvd.toml that renders
+# DIR/zone into DEST (relative to DIR), with the status endpoint on
+# $SITE_PORT.
+site_config() {
+  local dir=$1 dest=$2 extra=${3:-}
+  SITE_PORT=$(free_port)
+  printf '%s' "$REL_TEMPLATE" >"$dir/t.tmpl"
+  cat >"$dir/srvd.toml" <<TOML
+src = "t.tmpl"
+dest = "$dest"
+domain = "_mysql._tcp.example.com"
+zone_file = "zone"
+interval = "100ms"
+timeout = "5s"
+reload_cmd = "sh -c 'echo reload >> reloads.log'"
+status_port = $SITE_PORT
+$extra
+TOML
+}
+
+# start_srvd DIR: runs srvd on DIR/srvd.toml in the background, in DIR,
+# logging to DIR/srvd.log; sets SRVD_PID.
+start_srvd() {
+  (cd "$1" && exec "$BIN" --config srvd.toml --log-level info >>srvd.log 2>&1) &
+  SRVD_PID=$!
+}
+
+stop_srvd() {
+  [ -n "${SRVD_PID:-}" ] || return 0
+  kill "$SRVD_PID" 2>/dev/null
+  wait "$SRVD_PID" 2>/dev/null
+  SRVD_PID=""
+}
+
+# status_error: the error /status shows for the first template.
+status_error() {
+  curl -s --max-time 2 "http://127.0.0.1:$SITE_PORT/status" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["templates"][0]["error"] or "")'
+}
+
+status_has() { status_error | grep -qF -- "$1"; }
+status_ok() {
+  curl -s --max-time 2 "http://127.0.0.1:$SITE_PORT/status" |
+    python3 -c 'import json, sys; sys.exit(0 if json.load(sys.stdin)["Ok"] else 1)'
+}
+
+logged() { grep -qF -- "$2" "$1/srvd.log"; }
+# logged_times DIR TEXT: how many lines of the log contain TEXT.
+logged_times() { grep -cF -- "$2" "$1/srvd.log"; }
+# dest_is DIR DEST N VERSION: DEST holds exactly the render of that zone.
+dest_is() { expected_dest "$3" "$4" | cmp -s - "$1/$2"; }
+no_staged() { [ -z "$(find "$1" -maxdepth 1 -name '.srvd-staged-*' -print -quit)" ]; }
+
+# crash_run ROUNDS: ROUNDS times, starts srvd on a site whose zone changes
+# continually, kills it with SIGKILL at a random moment, and checks that
+# dest is byte-equal to one complete rendered version, and that the staged
+# files (and the reload marker) the kill left are dealt with by the next
+# start. Sets CRASH_COMPLETE, CRASH_EMPTY, CRASH_STAGED, CRASH_MARKERS,
+# CRASH_BAD.
+crash_run() {
+  local rounds=$1 dir
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/srvd-crash.XXXXXX")
+  local n=150
+  write_zone "$dir" "$n" 1
+  site_config "$dir" "haproxy.cfg" 'check_cmd = "grep -q \"^# end$\" {{ src }}"
+nohttpd = true'
+  sed -i 's/^interval = .*/interval = "20ms"/' "$dir/srvd.toml"
+  # The zone changes about every cycle (20 ms), for the whole run.
+  (
+    v=2
+    while :; do
+      write_zone "$dir" "$n" "$v" || exit 0
+      v=$((v + 1))
+      sleep 0.01
+    done
+  ) &
+  local writer=$!
+  CRASH_COMPLETE=0 CRASH_EMPTY=0 CRASH_STAGED=0 CRASH_MARKERS=0 CRASH_BAD=0
+  local left_staged="" left_marker=0 r
+  for ((r = 1; r <= rounds; r++)); do
+    : >"$dir/srvd.log"
+    start_srvd "$dir"
+    # Half the rounds die during start-up, half once cycles run.
+    if [ $((RANDOM % 2)) -eq 0 ]; then
+      local t=0
+      while ! grep -q "started" "$dir/srvd.log" && [ $t -lt 100 ]; do sleep 0.01; t=$((t + 1)); done
+      # Started: the leftovers of the previous kill must be gone by now.
+      local f
+      for f in $left_staged; do
+        if [ -e "$dir/$f" ]; then
+          CRASH_BAD=$((CRASH_BAD + 1))
+          echo "round $r: $f survived the start"
+        fi
+      done
+      if [ "$left_marker" -eq 1 ] && ! grep -q "did not finish; reloading again" "$dir/srvd.log"; then
+        CRASH_BAD=$((CRASH_BAD + 1))
+        echo "round $r: the interrupted reload was not run again"
+      fi
+      sleep "0.$(printf '%03d' $((RANDOM % 300)))"
+    else
+      sleep "0.$(printf '%03d' $((RANDOM % 60)))"
+    fi
+    kill -9 "$SRVD_PID" 2>/dev/null
+    wait "$SRVD_PID" 2>/dev/null
+    SRVD_PID=""
+    if [ ! -e "$dir/haproxy.cfg" ]; then
+      CRASH_EMPTY=$((CRASH_EMPTY + 1))
+    else
+      local v
+      v=$(sed -n '2s/^server h0000-v\([0-9]*\)\..*/\1/p' "$dir/haproxy.cfg")
+      if [ -n "$v" ] && dest_is "$dir" haproxy.cfg "$n" "$v"; then
+        CRASH_COMPLETE=$((CRASH_COMPLETE + 1))
+      else
+        CRASH_BAD=$((CRASH_BAD + 1))
+        echo "round $r: dest is not one complete version"
+        cp "$dir/haproxy.cfg" "$dir/bad-$r.cfg"
+      fi
+    fi
+    left_staged=$(cd "$dir" && find . -maxdepth 1 -name '.srvd-staged-*' -printf '%f ')
+    [ -n "$left_staged" ] && CRASH_STAGED=$((CRASH_STAGED + 1))
+    left_marker=0
+    if [ -e "$dir/.srvd-reload-pending-haproxy.cfg" ]; then
+      left_marker=1
+      CRASH_MARKERS=$((CRASH_MARKERS + 1))
+    fi
+  done
+  # A last start: no staged file survives it.
+  : >"$dir/srvd.log"
+  start_srvd "$dir"
+  local t=0
+  while ! grep -q "started" "$dir/srvd.log" && [ $t -lt 200 ]; do sleep 0.01; t=$((t + 1)); done
+  local f
+  for f in $left_staged; do
+    [ -e "$dir/$f" ] && CRASH_BAD=$((CRASH_BAD + 1)) && echo "last start: $f survived"
+  done
+  stop_srvd
+  kill "$writer" 2>/dev/null
+  wait "$writer" 2>/dev/null
+  if [ "$CRASH_BAD" -eq 0 ]; then rm -rf "$dir"; else echo "kept $dir"; fi
+}
