@@ -264,7 +264,8 @@ check "systemctl status srvd shows the STATUS line" \
   has 'Status: "1 template ok; 3 targets; last change [0-9:]{8}"' status_line
 check "haproxy.cfg is rendered from the SRV records" \
   has '^  server db-003.example.com 127.0.0.13:3306 check backup$' cfg
-check "HAProxy was reloaded" at_least $((reloads_before + 1)) hap_reloads
+# READY=1 comes before the first reloads: the reload follows shortly after.
+eventually 10 "HAProxy was reloaded" at_least $((reloads_before + 1)) hap_reloads
 check "HAProxy runs the rendered config (its frontend on 127.0.0.1:3306)" \
   has . sysd_net ss -Htln 'src = 127.0.0.1 and sport = :3306'
 check "HAProxy's backend has the three replicas" \
