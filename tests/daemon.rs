@@ -12,6 +12,17 @@ use support::*;
 
 const D: &str = "_mysql._tcp.example.com.";
 
+/// srvd on the usual config plus `extra`, after its first render and reload.
+fn running(extra: &str) -> (DnsServer, Site, Daemon) {
+    let server = DnsServer::start();
+    two_backends(&server, 0);
+    let site = Site::new();
+    basic_config(&site, &server, extra);
+    let d = site.start();
+    assert!(wait_until(secs(5.0), || site.reloads() == 1), "{}", d.log());
+    (server, site, d)
+}
+
 fn two_backends(server: &DnsServer, ttl: u32) {
     server.set_srv(
         D,
@@ -25,12 +36,7 @@ fn two_backends(server: &DnsServer, ttl: u32) {
 
 #[test]
 fn renders_dest_then_reloads_once() {
-    let server = DnsServer::start();
-    two_backends(&server, 0);
-    let site = Site::new();
-    basic_config(&site, &server, "");
-    let _d = site.start();
-    assert!(wait_until(secs(5.0), || site.reloads() == 1));
+    let (_server, site, _d) = running("");
     assert_eq!(
         site.read("haproxy.cfg"),
         "backend db\n  server db-001.example.com db-001.example.com.:3306 check\n  server db-002.example.com db-002.example.com.:3306 check\n"
@@ -42,12 +48,7 @@ fn renders_dest_then_reloads_once() {
 
 #[test]
 fn a_change_in_dns_is_followed() {
-    let server = DnsServer::start();
-    two_backends(&server, 0);
-    let site = Site::new();
-    basic_config(&site, &server, "");
-    let d = site.start();
-    assert!(wait_until(secs(5.0), || site.reloads() == 1));
+    let (server, site, d) = running("");
     server.set_srv(D, 0, &[(10, 5, 3306, "db-003.example.com.")]);
     assert!(wait_until(secs(5.0), || site.reloads() == 2));
     assert!(site.read("haproxy.cfg").contains("db-003"));
@@ -107,12 +108,7 @@ fn ttl_is_honoured_between_queries() {
 
 #[test]
 fn a_failing_check_leaves_dest_untouched_and_runs_no_reload() {
-    let server = DnsServer::start();
-    two_backends(&server, 0);
-    let site = Site::new();
-    basic_config(&site, &server, "");
-    let d = site.start();
-    assert!(wait_until(secs(5.0), || site.reloads() == 1));
+    let (server, site, d) = running("");
     let good = site.read("haproxy.cfg");
     site.write("check.fail", "");
     server.set_srv(D, 0, &[(10, 5, 3306, "db-009.example.com.")]);
@@ -132,12 +128,7 @@ fn a_failing_check_leaves_dest_untouched_and_runs_no_reload() {
 
 #[test]
 fn a_failing_reload_rolls_back() {
-    let server = DnsServer::start();
-    two_backends(&server, 0);
-    let site = Site::new();
-    basic_config(&site, &server, "");
-    let d = site.start();
-    assert!(wait_until(secs(5.0), || site.reloads() == 1));
+    let (server, site, d) = running("");
     let good = site.read("haproxy.cfg");
     site.write("reload.fail", "");
     server.set_srv(D, 0, &[(10, 5, 3306, "db-009.example.com.")]);
@@ -151,12 +142,7 @@ fn a_failing_reload_rolls_back() {
 
 #[test]
 fn without_rollback_a_failed_reload_keeps_the_new_file_and_retries_the_reload() {
-    let server = DnsServer::start();
-    two_backends(&server, 0);
-    let site = Site::new();
-    basic_config(&site, &server, "disable_rollback_on_reload_failure = true");
-    let d = site.start();
-    assert!(wait_until(secs(5.0), || site.reloads() == 1));
+    let (server, site, d) = running("disable_rollback_on_reload_failure = true");
     site.write("reload.fail", "");
     server.set_srv(D, 0, &[(10, 5, 3306, "db-009.example.com.")]);
     assert!(
@@ -169,12 +155,7 @@ fn without_rollback_a_failed_reload_keeps_the_new_file_and_retries_the_reload() 
 
 #[test]
 fn back_off_stops_a_reload_storm() {
-    let server = DnsServer::start();
-    two_backends(&server, 0);
-    let site = Site::new();
-    basic_config(&site, &server, "");
-    let d = site.start();
-    assert!(wait_until(secs(5.0), || site.reloads() == 1));
+    let (server, site, d) = running("");
     site.write("check.fail", "");
     server.set_srv(D, 0, &[(10, 5, 3306, "db-009.example.com.")]);
     assert!(d.wait_log("check_cmd exited", secs(5.0)));
@@ -279,12 +260,7 @@ fn a_huge_answer_comes_through_tcp() {
 
 #[test]
 fn net_tcp_forces_tcp() {
-    let server = DnsServer::start();
-    two_backends(&server, 0);
-    let site = Site::new();
-    basic_config(&site, &server, "net = \"tcp\"");
-    let _d = site.start();
-    assert!(wait_until(secs(5.0), || site.reloads() == 1));
+    let (server, _site, _d) = running("net = \"tcp\"");
     let q = server.queries(D, RecordType::SRV);
     assert_eq!(server.tcp_queries(D), q);
 }
@@ -309,12 +285,7 @@ fn the_first_nameserver_dead_the_second_answers() {
 
 #[test]
 fn zero_records_is_a_failure_unless_allow_empty() {
-    let server = DnsServer::start();
-    two_backends(&server, 0);
-    let site = Site::new();
-    basic_config(&site, &server, "");
-    let d = site.start();
-    assert!(wait_until(secs(5.0), || site.reloads() == 1));
+    let (server, site, d) = running("");
     server.set_srv(D, 0, &[(0, 0, 0, ".")]);
     assert!(d.wait_log("no usable records", secs(5.0)), "{}", d.log());
     assert_eq!(site.read("haproxy.cfg").lines().count(), 3);
@@ -430,12 +401,7 @@ fn resolve_targets_gives_addresses_to_the_template() {
 
 #[test]
 fn cooldown_defers_a_change_and_applies_it_when_it_ends() {
-    let server = DnsServer::start();
-    two_backends(&server, 0);
-    let site = Site::new();
-    basic_config(&site, &server, "cooldown = \"2s\"");
-    let d = site.start();
-    assert!(wait_until(secs(5.0), || site.reloads() == 1));
+    let (server, site, d) = running("cooldown = \"2s\"");
     server.set_srv(D, 0, &[(10, 5, 3306, "db-003.example.com.")]);
     std::thread::sleep(secs(1.0));
     assert_eq!(site.reloads(), 1, "still in cooldown\n{}", d.log());
@@ -449,12 +415,7 @@ fn cooldown_defers_a_change_and_applies_it_when_it_ends() {
 
 #[test]
 fn wait_turns_a_burst_into_one_reload() {
-    let server = DnsServer::start();
-    two_backends(&server, 0);
-    let site = Site::new();
-    basic_config(&site, &server, "wait = { min = \"700ms\", max = \"5s\" }");
-    let _d = site.start();
-    assert!(wait_until(secs(5.0), || site.reloads() == 1));
+    let (server, site, _d) = running("wait = { min = \"700ms\", max = \"5s\" }");
     for i in 3..8 {
         server.set_srv(D, 0, &[(10, 5, 3306, &format!("db-00{i}.example.com."))]);
         std::thread::sleep(secs(0.3));
@@ -714,12 +675,7 @@ fn a_reload_interrupted_by_a_crash_is_run_at_the_next_start() {
 
 #[test]
 fn without_rollback_the_template_stays_failing_until_its_reload_succeeds() {
-    let server = DnsServer::start();
-    two_backends(&server, 0);
-    let site = Site::new();
-    basic_config(&site, &server, "disable_rollback_on_reload_failure = true");
-    let d = site.start();
-    assert!(wait_until(secs(5.0), || site.reloads() == 1));
+    let (server, site, d) = running("disable_rollback_on_reload_failure = true");
     site.write("reload.fail", "");
     server.set_srv(D, 0, &[(10, 5, 3306, "db-009.example.com.")]);
     assert!(d.wait_log("kept (disable_rollback_on_reload_failure)", secs(5.0)));
