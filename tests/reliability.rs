@@ -159,14 +159,6 @@ fn two_domain_site(server: &DnsServer) -> (Site, String) {
     (site, addr)
 }
 
-fn servers_of(site: &Site) -> Vec<String> {
-    site.read("haproxy.cfg")
-        .lines()
-        .filter(|l| l.starts_with("server "))
-        .map(str::to_owned)
-        .collect()
-}
-
 /// (fault, what /status must say about the faulty domain)
 const DNS_FAULTS: &[(Mode, &str)] = &[
     (Mode::Silent, "timeout"),
@@ -189,9 +181,9 @@ fn dns_faults_of_one_domain_keep_the_last_good_dest_say_why_and_recover() {
     let (site, addr) = two_domain_site(&server);
     let d = site.start();
     assert!(wait_until(secs(5.0), || site.reloads() == 1), "{}", d.log());
-    let mut reloads = 1;
     let mut tried = 0;
     for (round, (mode, why)) in DNS_FAULTS.iter().enumerate() {
+        let reloads = round + 1;
         let good = site.read("haproxy.cfg");
         let mark = d.log().len();
         server.set_mode(D, mode.clone());
@@ -249,9 +241,8 @@ fn dns_faults_of_one_domain_keep_the_last_good_dest_say_why_and_recover() {
             0,
             &[(10, 5, 3306, &format!("db-{round:03}.example.com."))],
         );
-        reloads += 1;
         assert!(
-            wait_until(secs(5.0), || site.reloads() == reloads),
+            wait_until(secs(5.0), || site.reloads() == reloads + 1),
             "{mode:?}: recovered without help\n{}",
             d.log()
         );
