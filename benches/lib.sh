@@ -1,0 +1,255 @@
+# Shared by the whole-process benchmarks (footprint.sh, dns-load.sh,
+# propagation.sh, haproxy-resolvers.sh). Source it, call bench_init, then the
+# start_* functions. Everything runs on loopback, out of one temporary
+# directory; bench_cleanup (the EXIT trap) stops exactly the processes started
+# here, by their PIDs.
+#
+# Ports (all overridable, chosen not to clash with the e2e suite's 3306, 5300
+# and 18081 nor the NOTIFY suite's 15300/15353):
+#   SRVD_BENCH_PORT        Knot DNS, UDP and TCP           (default 25300)
+#   SRVD_BENCH_PORT + 10.. srvd status endpoints           (25310, 25311, ...)
+#   SRVD_BENCH_PORT + 20.. HAProxy frontends               (25320, 25321, ...)
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$BENCH_DIR/.." && pwd)
+HELPER="$BENCH_DIR/bench.py"
+TEMPLATE="$ROOT/examples/haproxy.cfg.tmpl"
+
+BASE_PORT=${SRVD_BENCH_PORT:-25300}
+DNS_ADDR=127.0.0.1
+DNS_PORT=$BASE_PORT
+# Every zone is a child of this name; each SRV name has three targets.
+PARENT=srvd-bench.test
+SRV_LABEL=_mysql._tcp
+TARGETS=3
+
+T=
+PIDS=()
+
+now() { date +%s.%N; }
+
+log() { echo "== $*" >&2; }
+
+die() {
+  echo "error: $*" >&2
+  exit 1
+}
+
+# The srvd binary: $SRVD_BIN, else a release build of this checkout (the
+# profile srvd ships with: fat LTO, opt-level s).
+bench_srvd_bin() {
+  if [ -n "${SRVD_BIN:-}" ]; then
+    [ -x "$SRVD_BIN" ] || die "SRVD_BIN=$SRVD_BIN is not an executable"
+    echo "$SRVD_BIN"
+    return
+  fi
+  (cd "$ROOT" && cargo build --release --locked -q) >&2 || die "cargo build --release failed"
+  echo "$ROOT/target/release/srvd"
+}
+
+# bench_init NAME [programs...]: checks the programs and the ports, makes the
+# temporary directory and installs the cleanup.
+bench_init() {
+  local name=$1 p
+  shift
+  for p in knotd knotc kdig nsupdate python3 curl ss "$@"; do
+    command -v "$p" >/dev/null || die "$p is not installed (apt-get install knot knot-dnsutils dnsutils haproxy python3 curl iproute2)"
+  done
+  local busy
+  busy=$(ss -Hlntu 2>/dev/null | awk '{print $5}' | python3 "$HELPER" busy "$BASE_PORT" || true)
+  [ -z "$busy" ] || die "ports in use: $busy (set SRVD_BENCH_PORT to move the benchmarks' ports)"
+  T=$(mktemp -d "${TMPDIR:-/tmp}/srvd-bench-$name.XXXXXX")
+  mkdir -p "$T/knot/zones" "$T/knot/db"
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+
+# Stops one process started here: SIGTERM, then SIGKILL after 5 s.
+stop_pid() {
+  local pid=$1 i
+  [ -n "$pid" ] || return 0
+  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+  kill -TERM "$pid" 2>/dev/null
+  for i in $(seq 50); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null || true
+  return 0
+}
+
+bench_cleanup() {
+  local status=$? i
+  set +e
+  trap - EXIT
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[i]}"; done
+  if [ -n "$T" ] && [ -d "$T" ]; then
+    if [ "$status" -ne 0 ] || [ -n "${SRVD_BENCH_KEEP:-}" ]; then
+      echo "== logs kept in $T" >&2
+    else
+      rm -rf "$T"
+    fi
+  fi
+  exit "$status"
+}
+
+# --- Knot DNS ---------------------------------------------------------------
+
+# add_zone LABEL TTL [TARGET_ZONE]: the zone LABEL.$PARENT, every record at
+# TTL: _mysql._tcp with $TARGETS SRV records (db-1..db-N, priority 10) and
+# the A records of db-1..db-4. With TARGET_ZONE, the SRV records point to
+# db-N.TARGET_ZONE instead, so that their addresses are not in this zone (nor
+# in the answers' additional section).
+add_zone() {
+  local label=$1 ttl=$2 zone="$1.$PARENT" targets=${3:+.$3.} i
+  {
+    echo "\$ORIGIN $zone."
+    echo "\$TTL $ttl"
+    echo "@ IN SOA ns1 hostmaster 1 3600 600 86400 $ttl"
+    echo "@ IN NS ns1"
+    echo "ns1 IN A $DNS_ADDR"
+    for i in $(seq "$TARGETS"); do
+      echo "$SRV_LABEL IN SRV 10 10 3306 db-$i$targets"
+    done
+    for i in 1 2 3 4; do
+      echo "db-$i IN A 127.0.0.1$i"
+    done
+  } >"$T/knot/zones/$zone.zone"
+  echo "$zone" >>"$T/knot/zone-list"
+}
+
+# The key nsupdate signs its updates with.
+TSIG="hmac-sha256:srvd-bench-update:c3J2ZC1iZW5jaC11cGRhdGUta2V5LTAxMjM0NTY3ODk="
+
+# Knot, authoritative for every zone added, with mod-stats counting queries
+# per zone and per type.
+start_dns() {
+  local secret=${TSIG##*:} key=${TSIG#*:} z
+  key=${key%%:*}
+  {
+    cat <<EOF
+server:
+  rundir: "$T/knot"
+  pidfile: "$T/knot/knot.pid"
+  listen: $DNS_ADDR@$DNS_PORT
+control:
+  listen: "$T/knot/knot.sock"
+database:
+  storage: "$T/knot/db"
+log:
+  - target: stderr
+    any: notice
+key:
+  - id: $key
+    algorithm: hmac-sha256
+    secret: $secret
+acl:
+  - id: update
+    address: 127.0.0.0/8
+    key: $key
+    action: update
+mod-stats:
+  - id: stats
+    query-type: on
+template:
+  - id: default
+    storage: "$T/knot/zones"
+    file: "%s.zone"
+    module: mod-stats/stats
+    acl: update
+zone:
+EOF
+    while read -r z; do echo "  - domain: $z"; done <"$T/knot/zone-list"
+  } >"$T/knot/knot.conf"
+  knotd -c "$T/knot/knot.conf" >>"$T/knot/knot.log" 2>&1 &
+  KNOT_PID=$!
+  PIDS+=("$KNOT_PID")
+  local i first
+  first=$(head -n1 "$T/knot/zone-list")
+  for i in $(seq 100); do
+    kdig @"$DNS_ADDR" -p "$DNS_PORT" +short +time=1 +retry=0 SOA "$first" 2>/dev/null | grep -q hostmaster &&
+      return 0
+    kill -0 "$KNOT_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  tail -n 20 "$T/knot/knot.log" >&2
+  die "knotd did not start"
+}
+
+# zone_stats: "ZONE TYPE COUNT" for every zone and query type, plus
+# "ZONE total COUNT" (every query Knot answered for the zone, UDP and TCP).
+zone_stats() {
+  knotc -s "$T/knot/knot.sock" zone-stats -- 2>/dev/null |
+    python3 "$HELPER" zone-stats
+}
+
+# dns_update ZONE "update add ..." ...: one signed RFC 2136 update.
+dns_update() {
+  local zone=$1 line
+  shift
+  {
+    echo "server $DNS_ADDR $DNS_PORT"
+    echo "zone $zone"
+    for line in "$@"; do echo "$line"; done
+    echo "send"
+  } | nsupdate -y "$TSIG" -t 5
+}
+
+# --- srvd ---------------------------------------------------------------------
+
+# srvd without anything it could inherit from a service manager (env execs
+# it, so that $! is srvd itself).
+SRVD_ENV=(env -u NOTIFY_SOCKET -u LISTEN_FDS -u LISTEN_PID -u LISTEN_FDNAMES -u WATCHDOG_USEC
+  -u WATCHDOG_PID -u JOURNAL_STREAM -u RUST_LOG)
+
+# start_srvd CONFIG LOG: runs srvd in the background; SRVD_PID is its PID.
+start_srvd() {
+  "${SRVD_ENV[@]}" "$SRVD" --config "$1" >>"$2" 2>&1 &
+  SRVD_PID=$!
+  PIDS+=("$SRVD_PID")
+}
+
+# metric PORT NAME: a counter from srvd's /metrics.
+metric() {
+  curl -fsS --max-time 2 "http://127.0.0.1:$1/metrics" |
+    awk -v n="$2" '$1 == n { print $2 }'
+}
+
+# --- processes ----------------------------------------------------------------
+
+# wait_for SECONDS command...: retries every 0.1 s until it succeeds.
+wait_for() {
+  local limit=$1
+  shift
+  local deadline=$((SECONDS + limit))
+  until "$@" 2>/dev/null; do
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 0.1
+  done
+}
+
+# The 1-minute load average, as uptime shows it.
+load1() { cut -d' ' -f1 /proc/loadavg; }
+
+# --- results ------------------------------------------------------------------
+
+# result KEY VALUE: one figure for run.sh's summary ($SRVD_BENCH_RESULTS).
+result() {
+  [ -n "${SRVD_BENCH_RESULTS:-}" ] && echo "$1 $2" >>"$SRVD_BENCH_RESULTS"
+  return 0
+}
+
+# machine SRVD: one paragraph describing the machine and the versions.
+machine() {
+  local srvd=$1 commit mem debian
+  commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+  git -C "$ROOT" diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || commit="$commit (with local changes)"
+  mem=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+  debian=$(cat /etc/debian_version 2>/dev/null || echo "not Debian")
+  echo "$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), $mem of memory," \
+    "Linux $(uname -r), Debian $debian; $(rustc --version 2>/dev/null | cut -d' ' -f1-2);" \
+    "$("$srvd" --version 2>/dev/null | head -n1) at commit $commit;" \
+    "$(knotd --version 2>&1 | head -n1 | sed 's/^knotd (Knot DNS), version /Knot DNS /');" \
+    "$(command -v haproxy >/dev/null && haproxy -v | head -n1 | cut -d' ' -f1-3)"
+}
