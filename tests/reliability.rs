@@ -2019,7 +2019,6 @@ fn soak(cycles: u64) -> (u64, u64, u64, u64) {
     let _ = kill(pid, Signal::SIGTERM);
     let code = child.wait().unwrap().code();
     assert_eq!(code, Some(0), "{}", site.read("srvd.log"));
-    assert_eq!(site.read("srvd.log"), "", "nothing worth a warning");
     (early, late, done, changes)
 }
 
