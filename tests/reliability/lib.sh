@@ -92,10 +92,13 @@ no_staged() { [ -z "$(find "$1" -maxdepth 1 -name '.srvd-staged-*' -print -quit)
 
 # crash_run ROUNDS: ROUNDS times, starts srvd on a site whose zone changes
 # continually, kills it with SIGKILL at a random moment, and checks that
-# dest is byte-equal to one complete rendered version, and that the staged
-# files (and the reload marker) the kill left are dealt with by the next
-# start. Sets CRASH_COMPLETE, CRASH_EMPTY, CRASH_STAGED, CRASH_MARKERS,
-# CRASH_BAD.
+# dest is byte-equal to one complete rendered version. Before each start it
+# notes the staged files and the reload marker that earlier kills left;
+# when that start gets going, they must be dealt with: staged files
+# removed, the interrupted reload run again. Sets CRASH_COMPLETE,
+# CRASH_EMPTY (no dest yet), CRASH_STAGED (kills that left a staged file),
+# CRASH_CLEANED (staged files seen removed), CRASH_MARKERS (kills that left
+# a reload owed), CRASH_RERUN (owed reloads seen run again), CRASH_BAD.
 crash_run() {
   local rounds=$1 dir
   dir=$(mktemp -d "${TMPDIR:-/tmp}/srvd-crash.XXXXXX")
@@ -114,27 +117,38 @@ nohttpd = true'
     done
   ) &
   local writer=$!
-  CRASH_COMPLETE=0 CRASH_EMPTY=0 CRASH_STAGED=0 CRASH_MARKERS=0 CRASH_BAD=0
-  local left_staged="" left_marker=0 r
-  for ((r = 1; r <= rounds; r++)); do
+  CRASH_COMPLETE=0 CRASH_EMPTY=0 CRASH_STAGED=0 CRASH_CLEANED=0
+  CRASH_MARKERS=0 CRASH_RERUN=0 CRASH_BAD=0
+  local r
+  for ((r = 1; r <= rounds + 1; r++)); do
+    local staged marker=0
+    staged=$(cd "$dir" && find . -maxdepth 1 -name '.srvd-staged-*' -printf '%f ')
+    [ -e "$dir/.srvd-reload-pending-haproxy.cfg" ] && marker=1
     : >"$dir/srvd.log"
     start_srvd "$dir"
-    # Half the rounds die during start-up, half once cycles run.
-    if [ $((RANDOM % 2)) -eq 0 ]; then
+    # Half the rounds (and the last start) wait until srvd got going; the
+    # others kill it at any moment, start-up included.
+    if [ $((RANDOM % 2)) -eq 0 ] || [ "$r" -gt "$rounds" ]; then
       local t=0
-      while ! grep -q "started" "$dir/srvd.log" && [ $t -lt 100 ]; do sleep 0.01; t=$((t + 1)); done
-      # Started: the leftovers of the previous kill must be gone by now.
+      while ! grep -q "started" "$dir/srvd.log" && [ $t -lt 300 ]; do sleep 0.01; t=$((t + 1)); done
       local f
-      for f in $left_staged; do
+      for f in $staged; do
         if [ -e "$dir/$f" ]; then
           CRASH_BAD=$((CRASH_BAD + 1))
           echo "round $r: $f survived the start"
+        else
+          CRASH_CLEANED=$((CRASH_CLEANED + 1))
         fi
       done
-      if [ "$left_marker" -eq 1 ] && ! grep -q "did not finish; reloading again" "$dir/srvd.log"; then
-        CRASH_BAD=$((CRASH_BAD + 1))
-        echo "round $r: the interrupted reload was not run again"
+      if [ "$marker" -eq 1 ]; then
+        if grep -q "did not finish; reloading again" "$dir/srvd.log"; then
+          CRASH_RERUN=$((CRASH_RERUN + 1))
+        else
+          CRASH_BAD=$((CRASH_BAD + 1))
+          echo "round $r: the interrupted reload was not run again"
+        fi
       fi
+      [ "$r" -gt "$rounds" ] && break
       sleep "0.$(printf '%03d' $((RANDOM % 300)))"
     else
       sleep "0.$(printf '%03d' $((RANDOM % 60)))"
@@ -155,22 +169,8 @@ nohttpd = true'
         cp "$dir/haproxy.cfg" "$dir/bad-$r.cfg"
       fi
     fi
-    left_staged=$(cd "$dir" && find . -maxdepth 1 -name '.srvd-staged-*' -printf '%f ')
-    [ -n "$left_staged" ] && CRASH_STAGED=$((CRASH_STAGED + 1))
-    left_marker=0
-    if [ -e "$dir/.srvd-reload-pending-haproxy.cfg" ]; then
-      left_marker=1
-      CRASH_MARKERS=$((CRASH_MARKERS + 1))
-    fi
-  done
-  # A last start: no staged file survives it.
-  : >"$dir/srvd.log"
-  start_srvd "$dir"
-  local t=0
-  while ! grep -q "started" "$dir/srvd.log" && [ $t -lt 200 ]; do sleep 0.01; t=$((t + 1)); done
-  local f
-  for f in $left_staged; do
-    [ -e "$dir/$f" ] && CRASH_BAD=$((CRASH_BAD + 1)) && echo "last start: $f survived"
+    [ -n "$(find "$dir" -maxdepth 1 -name '.srvd-staged-*' -print -quit)" ] && CRASH_STAGED=$((CRASH_STAGED + 1))
+    [ -e "$dir/.srvd-reload-pending-haproxy.cfg" ] && CRASH_MARKERS=$((CRASH_MARKERS + 1))
   done
   stop_srvd
   kill "$writer" 2>/dev/null

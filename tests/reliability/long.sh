@@ -31,14 +31,14 @@ if [[ " $runs " == *" crash "* ]]; then
   echo "== crash consistency: $rounds x kill -9"
   started=$SECONDS
   crash_run "$rounds"
-  echo "crash: $CRASH_COMPLETE complete, $CRASH_EMPTY before the first write, $CRASH_STAGED left a staged file, $CRASH_MARKERS left a reload owed, $CRASH_BAD bad, $((SECONDS - started)) s"
+  echo "crash: $CRASH_COMPLETE complete, $CRASH_EMPTY before the first write; $CRASH_STAGED kills left a staged file ($CRASH_CLEANED removed at a start), $CRASH_MARKERS a reload owed ($CRASH_RERUN run again); $CRASH_BAD bad; $((SECONDS - started)) s"
   check "crash: $rounds kills, every dest one complete version" test "$CRASH_BAD" -eq 0
   row "kill -9 at random moments" \
     "$rounds kills: $CRASH_COMPLETE complete, $CRASH_EMPTY no dest yet" \
     "$([ "$CRASH_BAD" -eq 0 ] && echo "0 bad" || echo "$CRASH_BAD BAD")"
-  row "  staged files left by a kill" "$CRASH_STAGED, each removed by the next start" \
+  row "  kills that left staged files" "$CRASH_STAGED; $CRASH_CLEANED files seen removed at a start" \
     "$([ "$CRASH_BAD" -eq 0 ] && echo ok || echo FAIL)"
-  row "  reloads interrupted by a kill" "$CRASH_MARKERS, each run again at the next start" \
+  row "  kills that left a reload owed" "$CRASH_MARKERS; $CRASH_RERUN seen run again at a start" \
     "$([ "$CRASH_BAD" -eq 0 ] && echo ok || echo FAIL)"
 fi
 

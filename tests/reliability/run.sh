@@ -156,7 +156,7 @@ stop_srvd
 rounds=${SRVD_CRASH_ROUNDS:-100}
 echo "== crash consistency: $rounds x kill -9"
 crash_run "$rounds"
-echo "crash: $CRASH_COMPLETE complete versions, $CRASH_EMPTY before the first write, $CRASH_STAGED kills left a staged file, $CRASH_MARKERS left a reload owed, $CRASH_BAD bad"
+echo "crash: $CRASH_COMPLETE complete versions, $CRASH_EMPTY before the first write; $CRASH_STAGED kills left a staged file ($CRASH_CLEANED removed at a start), $CRASH_MARKERS a reload owed ($CRASH_RERUN run again); $CRASH_BAD bad"
 check "crash: every dest left by $rounds kills is one complete version" test "$CRASH_BAD" -eq 0
 check "crash: most kills found a dest to check" test "$CRASH_COMPLETE" -ge $((rounds * 8 / 10))
 
