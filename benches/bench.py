@@ -6,6 +6,7 @@ library only.
   zone-stats                `knotc zone-stats` on stdin -> "ZONE TYPE COUNT"
   sniff PORT OUT READY      log every DNS query sent to 127.0.0.1:PORT (UDP)
   gaps FILE INTERVAL ZONE.. per zone: queries by type, min gap per name+type
+  busiest FILE ZONE UNTIL   most queries one name and type got before UNTIL
   divan                     `cargo bench` (divan) output on stdin -> medians
   procstat PID              peak and current RSS, CPU ticks and nanoseconds
   propagate KEY=VALUE...     propagation: DNS change -> dest / reload / HAProxy
@@ -165,6 +166,17 @@ def gaps(path, interval, zones):
                     early += 1
         gap = "-" if min_gap is None else f"{min_gap:.3f}"
         print(zone, total, counts["SRV"], counts["A"], counts["AAAA"], gap, early)
+
+
+def busiest(path, zone, until):
+    """The most queries any one name and type of `zone` got before `until`."""
+    counts = {}
+    with open(path) as f:
+        for line in f:
+            ts, name, qtype = line.split()
+            if int(ts) / 1e9 < float(until) and (name == zone or name.endswith("." + zone)):
+                counts[(name, qtype)] = counts.get((name, qtype), 0) + 1
+    print(max(counts.values(), default=0))
 
 
 # --- divan --------------------------------------------------------------------
@@ -359,6 +371,8 @@ def main(argv):
         sniff(int(args[0]), args[1], args[2])
     elif cmd == "gaps":
         gaps(args[0], float(args[1]), args[2:])
+    elif cmd == "busiest":
+        busiest(args[0], args[1], args[2])
     elif cmd == "divan":
         divan()
     elif cmd == "procstat":

@@ -5,7 +5,9 @@
 # zone:
 #   srvd A   resolve_targets = false (the default): SRV queries only
 #   srvd B   resolve_targets = true: SRV, then A and AAAA for each of the
-#            3 targets (the seed deployment's setting)
+#            3 targets (the seed deployment's setting); plus, at TTL 30, a
+#            name with a fourth target that has no address at all (a host
+#            removed from DNS while its SRV record stays)
 # Knot's mod-stats counts every query per zone and type over exactly SECONDS
 # from srvd's start (its first lookup included); a packet capture on loopback
 # timestamps each UDP query, for the smallest gap between two queries for the
@@ -32,6 +34,8 @@ for ttl in $TTLS; do
   add_zone "a-ttl$ttl" "$ttl"
   add_zone "b-ttl$ttl" "$ttl"
 done
+add_zone c-ttl30 30
+echo "$SRV_LABEL IN SRV 10 10 3306 db-9" >>"$T/knot/zones/c-ttl30.$PARENT.zone"
 start_dns
 
 # srvd_config FILE PREFIX RESOLVE STATUS_PORT
@@ -56,6 +60,13 @@ EOF
 mkdir -p "$T/out"
 srvd_config "$T/a.toml" a false "$PORT_A"
 srvd_config "$T/b.toml" b true "$PORT_B"
+cat >>"$T/b.toml" <<EOF
+[[template]]
+name = "c-ttl30"
+src = "$TEMPLATE"
+dest = "$T/out/c-ttl30.cfg"
+domain = "$SRV_LABEL.c-ttl30.$PARENT"
+EOF
 
 python3 "$HELPER" sniff "$DNS_PORT" "$T/queries.log" "$T/sniff.ready" 2>>"$T/sniff.err" &
 PIDS+=($!)
@@ -100,9 +111,11 @@ for ttl in $TTLS; do
   knot_a=$((knot_a + $(count "a-ttl$ttl.$PARENT" total "$T/stats2.txt")))
   knot_b=$((knot_b + $(count "b-ttl$ttl.$PARENT" total "$T/stats2.txt")))
 done
+knot_b=$((knot_b + $(count "c-ttl30.$PARENT" total "$T/stats2.txt")))
 
 zones=()
 for ttl in $TTLS; do zones+=("a-ttl$ttl.$PARENT" "b-ttl$ttl.$PARENT"); done
+zones+=("c-ttl30.$PARENT")
 python3 "$HELPER" gaps "$T/queries.log" "$INTERVAL" "${zones[@]}" >"$T/gaps.txt"
 
 gap() { awk -v z="$1" '$1 == z { print $6 }' "$T/gaps.txt"; }
@@ -119,30 +132,31 @@ echo "\"Min gap\" is the smallest time between two queries for the same name and
 echo
 echo "| TTL | resolve_targets | queries in ${RUN} s (SRV + A + AAAA) | per name, at most | budget per name ($RUN/TTL + 1) | min gap | early | |"
 echo "|---|---|---|---|---|---|---|---|"
-for ttl in $TTLS; do
+# row ZONE TTL LABEL KEY
+row() {
+  local z="$1.$PARENT" ttl=$2 label=$3 key=$4 b srv a aaaa total per_name ok g
   b=$(budget "$ttl")
-  for side in a b; do
-    z="$side-ttl$ttl.$PARENT"
-    srv=$(count "$z" SRV)
-    a=$(count "$z" A)
-    aaaa=$(count "$z" AAAA)
-    total=$(count "$z" total)
-    # A and AAAA go to each of the targets: the busiest name is the SRV name
-    # or one target.
-    per_name=$(python3 -c 'import sys; s, a, q, n = map(int, sys.argv[1:]); print(max(s, -(-a // n), -(-q // n)))' \
-      "$srv" "$a" "$aaaa" "$TARGETS")
-    ok=$(within "$per_name" "$b")
-    [ "$(early "$z")" = 0 ] || ok=OVER
-    resolve=false
-    [ "$side" = b ] && resolve=true
-    g=$(gap "$z")
-    [ "$g" = - ] || g="$g s"
-    echo "| $ttl s | $resolve | $total ($srv + $a + $aaaa) | $per_name | $b | $g | $(early "$z") | $ok |"
-    result "dns.$side.ttl$ttl" "$total"
-    result "dns.$side.ttl$ttl.srv" "$srv"
-    result "dns.$side.ttl$ttl.verdict" "$ok"
-  done
+  srv=$(count "$z" SRV)
+  a=$(count "$z" A)
+  aaaa=$(count "$z" AAAA)
+  total=$(count "$z" total)
+  # The busiest name and type: the SRV name, or a target's A or AAAA.
+  per_name=$(python3 "$HELPER" busiest "$T/queries.log" "$z" "$t_end")
+  ok=$(within "$per_name" "$b")
+  [ "$(early "$z")" = 0 ] || ok=OVER
+  g=$(gap "$z")
+  [ "$g" = - ] || g="$g s"
+  echo "| $ttl s | $label | $total ($srv + $a + $aaaa) | $per_name | $b | $g | $(early "$z") | $ok |"
+  result "dns.$key" "$total"
+  result "dns.$key.srv" "$srv"
+  result "dns.$key.busiest" "$per_name"
+  result "dns.$key.verdict" "$ok"
+}
+for ttl in $TTLS; do
+  row "a-ttl$ttl" "$ttl" false "a.ttl$ttl"
+  row "b-ttl$ttl" "$ttl" true "b.ttl$ttl"
 done
+row c-ttl30 30 "true, a 4th target without any address" c.ttl30
 echo
 echo "Cross-check: srvd_dns_queries_total $qa (resolve_targets = false) and $qb (true); Knot counted $knot_a and $knot_b" \
   "for the same zones at the same moment."
