@@ -405,7 +405,7 @@ check "it accepted every one it received (all correctly signed)" [ "$accepted" =
 check "and answered them: NOERROR for at least 90% of what it received" \
   [ "${fnoerror:-0}" -ge $((received * 9 / 10)) ]
 com=$(($(srv_queries primary example.com) - com0))
-max_refreshes=$(awk -v s="${fsecs:-0}" -v d="$DEBOUNCE_MS" 'BEGIN { printf "%d", s * 1000 / d + 3 }')
+max_refreshes=$(awk -v s="${fsecs:-0}" -v d="$DEBOUNCE_MS" 'BEGIN { printf "%d", s * 1000 / d + 4 }')
 check "coalesced: $com SRV queries at the primary for example.com, at most $((2 * max_refreshes)) (2 templates, at most one refresh per ${DEBOUNCE_MS}ms)" \
   between "$com" 2 $((2 * max_refreshes))
 check "polling went on: tick.cfg lists tick-002 ${tick_latency}s after its change (at most interval 1 s + TTL 1 s + 2 s)" \
