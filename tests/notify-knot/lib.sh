@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The DNS NOTIFY stack, shared by run.sh and benches/notify-propagation.sh.
 # Source it after tests/lib.sh, then call nk_init and the start_* functions.
 # Everything runs on loopback, out of one temporary directory; nk_cleanup
@@ -115,11 +116,11 @@ key_secret() { awk '$1 == "secret:" { print $2 }' "$1"; }
 
 # Stops one process we started: SIGTERM, then SIGKILL after 5 s.
 stop_pid() {
-  local pid=$1 i
+  local pid=$1
   [ -n "$pid" ] || return 0
   kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
   kill -TERM "$pid" 2>/dev/null
-  for i in $(seq 50); do
+  for _ in $(seq 50); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
@@ -263,7 +264,7 @@ knotc_() {
 
 # start_knot primary|resolver
 start_knot() {
-  local role=$1 port=$KNOT_PORT pid i
+  local role=$1 port=$KNOT_PORT pid
   [ "$role" = primary ] || port=$RESOLVER_PORT
   mkdir -p "$T/$role/zones" "$T/$role/db"
   write_zones "$T/$role"
@@ -271,7 +272,7 @@ start_knot() {
   knotd -c "$T/$role/knot.conf" >>"$T/$role/knot.log" 2>&1 &
   pid=$!
   if [ "$role" = primary ]; then KNOT_PID=$pid; else RESOLVER_PID=$pid; fi
-  for i in $(seq 100); do
+  for _ in $(seq 100); do
     kdig @"$ADDR" -p "$port" +short +time=1 +retry=0 SOA example.org 2>/dev/null | grep -q hostmaster &&
       return 0
     kill -0 "$pid" 2>/dev/null || break

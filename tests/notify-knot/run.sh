@@ -20,6 +20,8 @@
 # the default-primary step (127.0.0.153; that step needs root, and is
 # reported as skipped, not passed, when port 53 there cannot be had).
 # SRVD_NOTIFY_KEEP=1 keeps the temporary directory (logs, configs).
+# The settings this file changes are read by lib.sh, sourced below.
+# shellcheck disable=SC2034
 set -uo pipefail
 
 . "$(dirname "$0")/../lib.sh"
