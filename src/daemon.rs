@@ -68,6 +68,7 @@ pub fn run(opts: Options) -> Result<u8> {
         let mut daemon = Daemon {
             due: first_due(engine.settings()),
             refresh: vec![Refresh::default(); n],
+            counters_watch: notify.as_ref().map(NotifyState::watch),
             notify,
             engine,
             opts,
@@ -176,6 +177,13 @@ struct NotifyState {
     settings: watch::Sender<Arc<NotifySettings>>,
 }
 
+/// Looks once a second whether the NOTIFY counters moved since STATUS was sent.
+struct CountersWatch {
+    counters: Arc<Mutex<NotifyCounters>>,
+    tick: Interval,
+    seen: u64,
+}
+
 impl NotifyState {
     async fn start(settings: NotifySettings) -> Result<Self> {
         let (tx, rx) = watch::channel(Arc::new(settings));
@@ -187,6 +195,16 @@ impl NotifyState {
             counters,
             settings: tx,
         })
+    }
+
+    fn watch(&self) -> CountersWatch {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        CountersWatch {
+            counters: self.counters.clone(),
+            tick,
+            seen: 0,
+        }
     }
 }
 
@@ -206,6 +224,7 @@ struct Daemon {
     /// Pending NOTIFY-driven refreshes, by template.
     refresh: Vec<Refresh>,
     notify: Option<NotifyState>,
+    counters_watch: Option<CountersWatch>,
     opts: Options,
     notifier: Notifier,
     stop_tx: watch::Sender<bool>,
@@ -258,6 +277,11 @@ impl Daemon {
                     self.notifier.watchdog();
                 }
                 _ = inbox_ready(&self.notify) => self.take_notifies(),
+                _ = counters_moved(&mut self.counters_watch) => {
+                    // /status and /metrics read the NOTIFY counters live;
+                    // the STATUS line follows within a second.
+                    self.publish();
+                }
                 _ = sleep_until(next) => {}
             }
             // Whatever woke the loop, due work runs now: a flood of NOTIFYs
@@ -408,7 +432,7 @@ impl Daemon {
     fn snapshot(&self) -> Snapshot {
         let mut s = self.engine.snapshot();
         if let Some(n) = &self.notify {
-            s.notify = Some(n.counters.lock().expect("counters lock").clone());
+            s.notify = Some(n.counters.clone());
         }
         s
     }
@@ -498,6 +522,23 @@ fn cycle_budget(settings: &Settings, templates: usize) -> Duration {
         .unwrap_or_default()
         * templates as u32;
     dns + commands + Duration::from_secs(5)
+}
+
+/// Resolves, at most once a second, when the NOTIFY counters have moved.
+async fn counters_moved(watch: &mut Option<CountersWatch>) {
+    let Some(w) = watch else {
+        return std::future::pending().await;
+    };
+    loop {
+        w.tick.tick().await;
+        let c = w.counters.lock().expect("counters lock");
+        let seen = c.received + c.ignored;
+        drop(c);
+        if seen != w.seen {
+            w.seen = seen;
+            return;
+        }
+    }
 }
 
 async fn inbox_ready(notify: &Option<NotifyState>) {

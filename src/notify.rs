@@ -143,6 +143,16 @@ pub fn handle(
         return (Verdict::Refused, reply(ResponseCode::Refused).to_vec().ok());
     }
     let Some(key) = &settings.tsig else {
+        if let Some(tsig) = request.signature() {
+            // Signed with a key srvd does not have: say so (BADKEY), rather
+            // than answer unsigned and leave the primary retrying.
+            let ctx =
+                TSigResponseContext::unknown_key(request.metadata.id, now_unix, tsig.name.clone());
+            return (
+                Verdict::BadTsig("signed, but srvd has no key configured"),
+                signed(reply(ResponseCode::NotAuth), ctx),
+            );
+        }
         return (
             Verdict::Accepted(zone),
             reply(ResponseCode::NoError).to_vec().ok(),
@@ -223,7 +233,7 @@ struct Shared {
     settings: watch::Receiver<Arc<NotifySettings>>,
     inbox: Arc<Inbox>,
     counters: Arc<Mutex<NotifyCounters>>,
-    logged: Mutex<HashMap<IpAddr, Instant>>,
+    logged: Mutex<HashMap<(IpAddr, String), Instant>>,
 }
 
 impl Shared {
@@ -277,11 +287,12 @@ impl Shared {
         if logged.len() > 4096 {
             logged.retain(|_, t| now.duration_since(*t) < REFUSED_LOG_EVERY);
         }
-        match logged.get(&ip) {
+        let key = (ip, what.to_owned());
+        match logged.get(&key) {
             Some(t) if now.duration_since(*t) < REFUSED_LOG_EVERY => {}
             _ => {
-                logged.insert(ip, now);
-                log::warn!("NOTIFY from {ip} {what} (logged once a minute per source)");
+                logged.insert(key, now);
+                log::warn!("NOTIFY from {ip} {what} (logged once a minute per source and reason)");
             }
         }
     }
@@ -488,6 +499,11 @@ mod tests {
 
         let (v, bytes) = handle(&notify("example.com.").to_vec().unwrap(), LOCAL, &s, now);
         assert_eq!(v, Verdict::BadTsig("not signed"));
+        let without_key = settings(None);
+        assert_eq!(
+            handle(&signed_notify(&key(), now), LOCAL, &without_key, now).0,
+            Verdict::BadTsig("signed, but srvd has no key configured")
+        );
         assert_eq!(answer(bytes).metadata.response_code, ResponseCode::NotAuth);
 
         let mut wrong = key();

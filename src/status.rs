@@ -42,8 +42,10 @@ pub struct Snapshot {
     pub config_error: Option<String>,
     pub templates: Vec<TemplateStatus>,
     pub counters: Counters,
-    /// The DNS NOTIFY listener's counters, when `[notify]` is on.
-    pub notify: Option<crate::notify::NotifyCounters>,
+    /// The DNS NOTIFY listener's counters, when `[notify]` is on: shared
+    /// with the listener and read when served, so they are always current.
+    #[serde(serialize_with = "live_counters")]
+    pub notify: Option<SharedCounters>,
     #[serde(skip)]
     pub last_change: Option<SystemTime>,
 }
@@ -73,6 +75,18 @@ pub struct DomainStatus {
     pub domain: String,
     pub records: Option<usize>,
     pub error: Option<String>,
+}
+
+pub type SharedCounters = std::sync::Arc<std::sync::Mutex<crate::notify::NotifyCounters>>;
+
+fn live_counters<S: serde::Serializer>(
+    c: &Option<SharedCounters>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match c {
+        Some(c) => serde::Serialize::serialize(&*c.lock().expect("counters lock"), s),
+        None => s.serialize_none(),
+    }
 }
 
 /// Go's zero time, which the Go srvd reported before its first update.
@@ -128,6 +142,7 @@ impl Snapshot {
             None => line.push_str("; no change yet"),
         }
         if let Some(n) = &self.notify {
+            let n = n.lock().expect("counters lock");
             let _ = write!(
                 line,
                 "; NOTIFY {} accepted, {} refused",
@@ -285,6 +300,7 @@ impl Snapshot {
             }
         }
         if let Some(n) = &self.notify {
+            let n = n.lock().expect("counters lock");
             m.counter(
                 "srvd_notify_received_total",
                 "DNS NOTIFY messages received.",

@@ -291,8 +291,10 @@ fn notify_counters_show_in_status_and_metrics() {
         .local_addr()
         .unwrap()
         .port();
+    // Polling once a minute: the counters must not wait for a poll.
     let text = site
         .read("srvd.toml")
+        .replace("interval = \"100ms\"", "interval = \"60s\"")
         .replace("nohttpd = true\n", &format!("status_port = {http}\n"))
         + &format!(
             "\n[notify]\nlisten = [\"127.0.0.1:{port}\"]\nallow = [\"127.0.0.1\"]\n[notify.primaries]\n\"example.com\" = [\"{}\"]\n",
