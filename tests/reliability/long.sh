@@ -23,7 +23,7 @@ root=$(cd "$here/../.." && pwd)
 
 runs=${SRVD_LONG:-crash soak fuzz}
 table=()
-row() { table+=("$(printf '| %-34s | %-44s | %-8s |' "$1" "$2" "$3")"); }
+row() { table+=("$(printf '| %-34s | %-50s | %-10s |' "$1" "$2" "$3")"); }
 
 if [[ " $runs " == *" crash "* ]]; then
   BIN=$(srvd_bin) || { fail "building srvd"; summary; exit 1; }
@@ -83,6 +83,8 @@ if [[ " $runs " == *" fuzz "* ]]; then
     corpus=$(find "$root/fuzz/corpus/$t" -type f | wc -l)
     crashes=$((after - before))
     tail -n 3 "$log"
+    # The zone target's scratch files, one directory per fuzzing process.
+    rm -rf "${TMPDIR:-/tmp}"/srvd-fuzz-zone-*
     check "fuzz $t: $seconds s, no crash" test "$status" -eq 0 -a "$crashes" -eq 0
     row "fuzz $t" "${execs:-?} execs in $seconds s, corpus $corpus" \
       "$([ "$status" -eq 0 ] && [ "$crashes" -eq 0 ] && echo "0 crashes" || echo "CRASH ($log)")"
@@ -90,8 +92,8 @@ if [[ " $runs " == *" fuzz "* ]]; then
 fi
 
 echo
-printf '| %-34s | %-44s | %-8s |\n' "long run" "tried" "outcome"
-printf '|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..36})" "$(printf -- '-%.0s' {1..46})" "$(printf -- '-%.0s' {1..10})"
+printf '| %-34s | %-50s | %-10s |\n' "long run" "tried" "outcome"
+printf '|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..36})" "$(printf -- '-%.0s' {1..52})" "$(printf -- '-%.0s' {1..12})"
 printf '%s\n' "${table[@]}"
 echo
 summary
