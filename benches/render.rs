@@ -1,19 +1,30 @@
 //! In-process costs, with the example HAProxy template:
 //! - `render`: records → rendered bytes;
 //! - `unchanged_cycle`: a whole poll cycle whose records did not change, from
-//!   records in hand (a zone file, already read) to the decision "unchanged".
+//!   records in hand (a zone file, already read) to the decision "unchanged";
+//! - `unchanged_cycle_reread`: the same cycle when the records arrive anew,
+//!   equal to the last ones, as when a cached DNS answer expires: the zone
+//!   file is touched before each iteration, so the cycle reads and parses it
+//!   again, validates and orders the records, looks up every target's
+//!   address, and compares with the last render's records;
+//! - `resolve_targets`: the part of that cycle a DNS user pays at every TTL
+//!   expiry with `resolve_targets = true`: a new SRV answer (equal to the
+//!   last one) whose targets' addresses have expired too, looked up again
+//!   from a zone in memory (no network, no file parsing).
 //!
 //! `cargo bench --bench render` prints medians; budgets: a render of 1,000
-//! records ≤ 2 ms, of 10,000 ≤ 20 ms.
+//! records ≤ 2 ms, of 10,000 ≤ 20 ms. `bash benches/run.sh` runs these with
+//! the whole-process benchmarks and prints one table.
 
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::time::Instant;
 
-use srvd::config::Flags;
+use srvd::config::{Flags, RecordSource};
 use srvd::engine::{self, Engine};
-use srvd::records::Srv;
+use srvd::records::{Answer, Srv};
 use srvd::render::Renderer;
+use srvd::source::Source;
 
 const SIZES: &[usize] = &[10, 100, 1_000, 10_000];
 const TEMPLATE: &str = include_str!("../examples/haproxy.cfg.tmpl");
@@ -104,4 +115,61 @@ fn unchanged_cycle(bencher: divan::Bencher, n: usize) {
         let report = rt.block_on(engine.cycle(&[0], Instant::now(), false, &direct));
         assert!(report.changed.is_empty() && report.failed.is_empty());
     });
+}
+
+// Five single-iteration samples: at 10,000 records one iteration takes seconds.
+#[divan::bench(args = SIZES, sample_count = 5, sample_size = 1)]
+fn unchanged_cycle_reread(bencher: divan::Bencher, n: usize) {
+    let (dir, config) = site(n);
+    let zone = dir.path().join("z.zone");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let loaded = engine::load(&config, Flags::default()).unwrap();
+    let mut engine = Engine::new(loaded, &config, stop_rx).unwrap();
+    let direct = HashMap::new();
+    let first = rt.block_on(engine.cycle(&[0], Instant::now(), true, &direct));
+    assert!(first.failed.is_empty() && first.changed == [0]);
+    let file = std::fs::File::options().write(true).open(&zone).unwrap();
+    let mut stamp = std::time::SystemTime::now();
+    bencher
+        .with_inputs(|| {
+            // A new mtime, same content: the next cycle reads the file again.
+            stamp += std::time::Duration::from_millis(1);
+            file.set_modified(stamp).unwrap();
+        })
+        .bench_local_values(|()| {
+            let report = rt.block_on(engine.cycle(&[0], Instant::now(), false, &direct));
+            assert!(report.changed.is_empty() && report.failed.is_empty());
+        });
+}
+
+#[divan::bench(args = SIZES, sample_count = 5, sample_size = 1)]
+fn resolve_targets(bencher: divan::Bencher, n: usize) {
+    let (dir, _config) = site(n);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut source = Source::new(&RecordSource::ZoneFile(dir.path().join("z.zone"))).unwrap();
+    let domain: hickory_proto::rr::Name = "_mysql._tcp.example.com.".parse().unwrap();
+    let mut now = Instant::now();
+    let fetched = rt.block_on(source.srv(std::slice::from_ref(&domain), now, &HashMap::new()));
+    let answer = fetched[0].result.clone().unwrap();
+    assert_eq!(answer.records.len(), n);
+    rt.block_on(source.resolve_targets(&domain, &answer, now))
+        .unwrap();
+    bencher
+        .with_inputs(|| {
+            // The zone's TTL is 30 s: 31 s later every address is stale, and
+            // the SRV answer is a new one with the same records.
+            now += std::time::Duration::from_secs(31);
+            (std::sync::Arc::new(Answer::clone(&answer)), now)
+        })
+        .bench_local_values(|(fresh, now)| {
+            let resolved = rt.block_on(source.resolve_targets(&domain, &fresh, now));
+            assert_eq!(resolved.unwrap().records.len(), n);
+        });
 }
