@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers shared by tests/reliability/run.sh and long.sh: a srvd site that
 # reads its records from a zone file, and the crash-consistency loop.
 # Source tests/lib.sh first.

@@ -29,7 +29,7 @@ if [ -z "${SRVD_REL_NAMESPACE:-}" ]; then
   BIN=$(srvd_bin) || { fail "building srvd"; summary; exit 1; }
   exec env SRVD_REL_NAMESPACE=1 SRVD_BIN="$BIN" unshare -m --propagation private bash "$0" "$@"
 fi
-BIN=$SRVD_BIN
+BIN=${SRVD_BIN:?}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/srvd-reliability.XXXXXX")
 cleanup() {
@@ -140,7 +140,7 @@ write_zone "$S" 2 1
 site_config "$S" "etc/haproxy.cfg"
 start_srvd "$S"
 eventually 5 "gone: dest written, its directory made" dest_is "$S" etc/haproxy.cfg 2 1
-rm -rf "$S/etc"
+rm -rf "${S:?}/etc"
 eventually 5 "gone: directory and dest made again" dest_is "$S" etc/haproxy.cfg 2 1
 rm -f "$S/etc/haproxy.cfg"
 mkdir "$S/etc/haproxy.cfg"
