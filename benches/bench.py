@@ -237,8 +237,10 @@ def procstat(pid):
 
 
 def propagate(opts):
-    """CHANGES times: wait a random 1 s to 1 s + TTL + interval (so that
-    changes land anywhere in the poll interval and the TTL), swap the only SRV
+    """CHANGES times: wait 1 s plus a random part of one polling cycle (the
+    TTL rounded up to whole intervals: srvd asks again that long after it
+    last asked, here when it saw the previous change), so that changes land
+    uniformly over the cycle, as real ones do; then swap the only SRV
     record of NAME from one target to the other with a signed RFC 2136 update
     (nsupdate), and time from the server's acknowledgement (nsupdate has
     returned: the change is live) until
@@ -255,10 +257,11 @@ def propagate(opts):
     targets = o["targets"].split(",")
     addrs = o["addrs"].split(",")
     ttl, interval = float(o["ttl"]), float(o["interval"])
+    cycle = math.ceil(ttl / interval) * interval
     current = 0
     for i in range(int(o["changes"])):
         nxt = 1 - current
-        time.sleep(1 + random.random() * (ttl + interval))
+        time.sleep(1 + random.random() * cycle)
         old_ino = os.stat(o["dest"]).st_ino if o["mode"] == "dest" else None
         update = (
             f"server {o['server']} {o['port']}\nzone {o['zone']}\n"

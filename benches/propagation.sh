@@ -5,7 +5,9 @@
 # times, at random points of the poll interval and the TTL; srvd renders
 # examples/haproxy.cfg.tmpl with resolve_targets = true, no check_cmd, and a
 # reload_cmd that records when it started. Measured from the moment Knot
-# acknowledged the update. p50/p95/max per TTL:INTERVAL pair.
+# acknowledged the update. p50/p95/max per TTL:INTERVAL pair. Changes land
+# uniformly over srvd's polling cycle (the TTL rounded up to whole
+# intervals), so p50 is about half the cycle and p95 most of it.
 #
 #   SRVD_BIN=target/release/srvd bash benches/propagation.sh
 #   CHANGES=20 SETTINGS="1:1 5:1" (the defaults)
@@ -75,8 +77,9 @@ done
 echo "### Propagation: srvd"
 echo
 echo "From Knot acknowledging an nsupdate that swaps the only SRV record to another target, until dest is replaced" \
-  "(seen by polling every 1 ms) and until the reload command started; $CHANGES changes per row, at random points" \
-  "of the interval and the TTL; resolve_targets = true, no check_cmd, wait and cooldown unset."
+  "(seen by polling every 1 ms) and until the reload command started; $CHANGES changes per row, landing uniformly" \
+  "over srvd's polling cycle (TTL rounded up to whole intervals: expect p50 about half of it, p95 most of it);" \
+  "resolve_targets = true, no check_cmd, wait and cooldown unset."
 echo
 echo "| TTL | interval | changes | dest rewritten p50 | p95 | max | reload started p50 | p95 | max | load average |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
