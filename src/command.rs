@@ -251,7 +251,47 @@ pub async fn run(
     }
     output.finish();
     output.log(label, result.is_ok());
+    if let Some(pgid) = pgid {
+        if result.is_ok() || matches!(result, Err(Failure::Exit(_))) {
+            reap_at_deadline(pgid, deadline, label);
+        }
+    }
     result
+}
+
+/// Process groups a command left behind when it exited, killed at its
+/// deadline (or when srvd stops).
+static LINGERING: std::sync::Mutex<Vec<Pid>> = std::sync::Mutex::new(Vec::new());
+
+/// The command exited, but processes it started in its group may still run
+/// (`sh -c 'x & exit 0'`): they get the rest of the command's time, then the
+/// group is killed like a command that timed out. Daemons a reload starts
+/// are not touched: they leave the group with setsid(2).
+fn reap_at_deadline(pgid: Pid, deadline: Instant, label: &str) {
+    if killpg(pgid, None).is_err() {
+        return; // Nothing left in the group.
+    }
+    log::warn!(srvd_command = label; "{label}: exited and left processes running in its group; they will be killed at its timeout");
+    LINGERING.lock().expect("lingering lock").push(pgid);
+    tokio::spawn(async move {
+        sleep_until(deadline).await;
+        if killpg(pgid, Signal::SIGTERM).is_ok() {
+            tokio::time::sleep(GRACE).await;
+            let _ = killpg(pgid, Signal::SIGKILL);
+        }
+        LINGERING
+            .lock()
+            .expect("lingering lock")
+            .retain(|p| *p != pgid);
+    });
+}
+
+/// Kills every process group a finished command left behind: srvd is
+/// stopping and will not be there at their deadline.
+pub fn kill_lingering() {
+    for pgid in LINGERING.lock().expect("lingering lock").drain(..) {
+        let _ = killpg(pgid, Signal::SIGKILL);
+    }
 }
 
 async fn stopped(stop: &mut watch::Receiver<bool>) {

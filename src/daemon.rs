@@ -50,6 +50,8 @@ pub fn run(opts: Options) -> Result<u8> {
             let report = engine
                 .cycle(&all, std::time::Instant::now(), true, &HashMap::new())
                 .await;
+            // srvd exits now: what the commands left behind goes with it.
+            command::kill_lingering();
             return Ok(if report.failed.is_empty() { 0 } else { 1 });
         }
         let notifier = Notifier::from_env(engine.settings().sd_notify);
@@ -303,6 +305,7 @@ impl Daemon {
         }
         self.notifier.stopping();
         let _ = self.stop_tx.send(true);
+        command::kill_lingering();
         log::info!("stopping");
     }
 

@@ -179,7 +179,7 @@ impl Resolver {
                             _ => continue,
                         };
                         if owners.contains(&r.name) {
-                            ttl = ttl.min(r.ttl).min(chain_ttl);
+                            ttl = ttl.min(records::ttl_of(r)).min(chain_ttl);
                             addrs.push(ip);
                         }
                     }

@@ -967,11 +967,18 @@ fn log_change(t: &TemplateSettings, before: Option<&BTreeSet<String>>, after: &B
         Some(b) => (after.difference(b).collect(), b.difference(after).collect()),
         None => (after.iter().collect(), Vec::new()),
     };
-    let list = |v: &[&String]| {
-        if v.is_empty() {
-            "none".to_owned()
-        } else {
-            v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+    // A pool of thousands must not make a log line of megabytes.
+    const SHOWN: usize = 20;
+    let list = |v: &[&String]| match v.len() {
+        0 => "none".to_owned(),
+        n => {
+            let shown: Vec<&str> = v.iter().take(SHOWN).map(|s| s.as_str()).collect();
+            let more = if n > SHOWN {
+                format!(" and {} more", n - SHOWN)
+            } else {
+                String::new()
+            };
+            format!("{}{more}", shown.join(", "))
         }
     };
     tlog!(

@@ -93,10 +93,16 @@ pub fn chain(query: &Name, records: &[&Record]) -> (Vec<Name>, u32) {
     let mut ttl = u32::MAX;
     for _ in 0..MAX_CNAME_HOPS {
         let last = owners.last().expect("never empty");
-        let next = records.iter().find_map(|r| match &r.data {
-            RData::CNAME(c) if r.name == *last => Some((c.0.clone(), r.ttl)),
-            _ => None,
-        });
+        // A name has one CNAME at most; should a server send several, take
+        // the lowest target, so that the order it sends them in does not
+        // matter.
+        let next = records
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::CNAME(c) if r.name == *last => Some((c.0.to_lowercase(), ttl_of(r))),
+                _ => None,
+            })
+            .min_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
         match next {
             Some((target, cname_ttl)) if !owners.contains(&target) => {
                 ttl = ttl.min(cname_ttl);
@@ -106,6 +112,12 @@ pub fn chain(query: &Name, records: &[&Record]) -> (Vec<Name>, u32) {
         }
     }
     (owners, ttl)
+}
+
+/// A record's TTL as RFC 2181 section 8 has it: a value with the top bit set
+/// counts as zero (taken as it is, it would be cached for 68 years).
+pub fn ttl_of(r: &Record) -> u32 {
+    if r.ttl > i32::MAX as u32 { 0 } else { r.ttl }
 }
 
 /// Builds the answer for `query` from the records of a DNS response.
@@ -120,8 +132,8 @@ pub fn answer_from<'a>(query: &Name, records: impl IntoIterator<Item = &'a Recor
         if r.record_type() != RecordType::SRV || !owners.contains(&r.name) {
             continue;
         }
-        ttl = ttl.min(r.ttl);
-        srvs.push((srv.priority, srv.weight, srv.port, &srv.target, r.ttl));
+        ttl = ttl.min(ttl_of(r));
+        srvs.push((srv.priority, srv.weight, srv.port, &srv.target, ttl_of(r)));
     }
     answer.had_records = !srvs.is_empty();
     answer.ttl = if ttl == u32::MAX { 0 } else { ttl };
@@ -158,9 +170,10 @@ pub fn answer_from<'a>(query: &Name, records: impl IntoIterator<Item = &'a Recor
     answer
 }
 
-/// Sorts into render order and drops exact duplicates.
+/// Sorts into render order and drops exact duplicates, keeping the smallest
+/// TTL of a record given twice (RFC 2181 section 5.2), whatever the order.
 pub fn sort_dedup(records: &mut Vec<Srv>) {
-    records.sort_by(Srv::render_order);
+    records.sort_by(|a, b| a.render_order(b).then(a.ttl.cmp(&b.ttl)));
     records.dedup_by(|a, b| {
         a.target == b.target && a.port == b.port && a.priority == b.priority && a.weight == b.weight
     });
@@ -433,6 +446,49 @@ mod tests {
             assert!(a.records.is_empty(), "{label:?} must not be rendered");
             assert_eq!(a.rejected.len(), 1);
             assert!(!a.rejected[0].target.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn a_ttl_with_the_top_bit_set_counts_as_zero() {
+        let a = answer_from(
+            &name(Q),
+            &[srv(Q, 0, 0, 1, name("a.example.com."), 0x8000_0000)],
+        );
+        assert_eq!((a.ttl, a.records[0].ttl), (0, 0));
+    }
+
+    #[test]
+    fn invalid_answers_give_the_same_records_in_any_order() {
+        let mut recs = vec![
+            Record::from_rdata(
+                name(Q),
+                60,
+                RData::CNAME(CNAME(name("_b._tcp.example.com."))),
+            ),
+            Record::from_rdata(
+                name(Q),
+                60,
+                RData::CNAME(CNAME(name("_a._tcp.example.com."))),
+            ),
+            srv("_a._tcp.example.com.", 0, 0, 1, name("x.example.com."), 30),
+            srv("_b._tcp.example.com.", 0, 0, 1, name("y.example.com."), 30),
+            srv_to(Q, 1, 1, 1, "z.example.com."),
+            srv(Q, 1, 1, 1, name("z.example.com."), 5),
+        ];
+        let first = answer_from(&name(Q), &recs);
+        assert_eq!(
+            first
+                .records
+                .iter()
+                .find(|r| r.host == "z.example.com")
+                .unwrap()
+                .ttl,
+            5
+        );
+        for _ in 0..recs.len() {
+            recs.rotate_left(1);
+            assert_eq!(answer_from(&name(Q), &recs), first);
         }
     }
 

@@ -54,6 +54,14 @@ struct Cached<T> {
     fresh_until: Instant,
 }
 
+/// The longest an answer is reused, whatever its TTL says.
+pub const MAX_CACHE: Duration = Duration::from_secs(86_400);
+
+/// When an answer with `ttl` asked at `now` goes stale.
+fn fresh_until(now: Instant, ttl: u32) -> Instant {
+    now + Duration::from_secs(ttl.into()).min(MAX_CACHE)
+}
+
 /// Whether a cached answer must be asked again at `now`. An answer asked at
 /// `asked_at` with TTL `ttl` is good until `asked_at + ttl`, exactly.
 pub fn is_stale(fresh_until: Instant, now: Instant) -> bool {
@@ -189,7 +197,7 @@ impl Source {
                         domain.clone(),
                         Cached {
                             value: answer.clone(),
-                            fresh_until: now + Duration::from_secs(answer.ttl.into()),
+                            fresh_until: fresh_until(now, answer.ttl),
                         },
                     );
                 }
@@ -257,7 +265,7 @@ impl Source {
                 name,
                 Cached {
                     value: addrs,
-                    fresh_until: now + Duration::from_secs(ttl.into()),
+                    fresh_until: fresh_until(now, ttl),
                 },
             );
         }

@@ -117,7 +117,7 @@ impl ZoneFile {
                     RData::AAAA(a) => IpAddr::V6(a.0),
                     _ => return None,
                 };
-                ttl = ttl.min(r.ttl);
+                ttl = ttl.min(records::ttl_of(r));
                 Some(ip)
             })
             .collect();

@@ -699,7 +699,6 @@ fn names_too_long_for_dns_fail_the_lookup_and_keep_the_last_good_dest() {
 /// treated as zero. Taken as it is, one such answer would pin srvd to its
 /// records for 68 years and more.
 #[test]
-#[ignore = "srvd bug: a TTL with the top bit set is cached for 68 years (RFC 2181 8 says: treat as 0)"]
 fn a_ttl_with_the_top_bit_set_counts_as_zero() {
     let server = DnsServer::start();
     server.set_srv(D, 0x8000_0000, &[(10, 5, 3306, "db-001.example.com.")]);
@@ -737,7 +736,6 @@ fn leaves_a_child(pidfile: &Path, code: i32) -> String {
 }
 
 #[test]
-#[ignore = "srvd bug: once a command's leader exits, what it left in its process group runs on forever"]
 fn a_check_that_exits_leaving_a_child_running_has_its_group_killed_by_the_timeout() {
     let server = DnsServer::start();
     two_backends(&server, D, 0);
@@ -2093,7 +2091,6 @@ fn rotating_server(records: Vec<Record>) -> SocketAddr {
 /// answers whose meaning depends on the order of their records. A server
 /// rotating them would make srvd rewrite and reload every cycle.
 #[test]
-#[ignore = "srvd bug: records::answer_from depends on the order of two CNAMEs at one name, or of one SRV record given twice with different TTLs"]
 fn an_invalid_answer_rotated_by_its_server_causes_no_rewrite() {
     let srv = |owner: &str, target: &str, ttl: u32| {
         Record::from_rdata(

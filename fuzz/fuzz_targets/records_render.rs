@@ -41,37 +41,6 @@ thread_local! {
     .expect("the fuzz templates compile");
 }
 
-/// srvd bug, shown by tests/reliability.rs
-/// `an_invalid_answer_rotated_by_its_server_causes_no_rewrite`: with two
-/// CNAMEs at one name, or one SRV record twice with different TTLs (both
-/// invalid answers), what srvd takes depends on which record comes first.
-/// Set to false once fixed.
-const KNOWN_ORDER_BUGS: bool = true;
-
-fn known_order_bug(answers: &[Record]) -> bool {
-    let cnames: Vec<&Name> = answers
-        .iter()
-        .filter(|r| r.record_type() == RecordType::CNAME)
-        .map(|r| &r.name)
-        .collect();
-    let two_cnames = cnames
-        .iter()
-        .enumerate()
-        .any(|(i, a)| cnames[i + 1..].contains(a));
-    let srvs: Vec<(&SRV, u32)> = answers
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::SRV(s) => Some((s, r.ttl)),
-            _ => None,
-        })
-        .collect();
-    let ttls_differ = srvs
-        .iter()
-        .enumerate()
-        .any(|(i, (a, ta))| srvs[i + 1..].iter().any(|(b, tb)| a == b && ta != tb));
-    two_cnames || ttls_differ
-}
-
 struct Bytes<'a>(&'a [u8]);
 
 impl Bytes<'_> {
@@ -188,13 +157,11 @@ fuzz_target!(|data: &[u8]| {
     // that rotates its answers must never cause a rewrite.
     let mut reversed = answers.clone();
     reversed.reverse();
-    if !KNOWN_ORDER_BUGS || !known_order_bug(&answers) {
-        assert_eq!(
-            records::answer_from(&query, &reversed).records,
-            answer.records,
-            "the order of the answer changed the records"
-        );
-    }
+    assert_eq!(
+        records::answer_from(&query, &reversed).records,
+        answer.records,
+        "the order of the answer changed the records"
+    );
     let _ = records::usable(&answer, false, 0);
 
     let domain = query.to_string();

@@ -56,7 +56,12 @@ pub fn parse(text: &str) -> Result<Duration, String> {
 }
 
 fn from_secs(secs: f64) -> Result<Duration, String> {
-    if !secs.is_finite() || secs < 0.0 {
+    if !secs.is_finite() {
+        return Err(format!(
+            "invalid duration {secs}: not a finite number of seconds"
+        ));
+    }
+    if secs < 0.0 {
         return Err(format!("invalid duration {secs}: must be zero or more"));
     }
     if secs > 365.0 * 24.0 * 3600.0 {

@@ -56,6 +56,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Settings, ConfigError> {
         path: path.display().to_string(),
         problems,
     };
+    // Some editors start a UTF-8 file with a byte-order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let file: FileConfig = toml::from_str(text).map_err(|e| error(vec![toml_message(&e, text)]))?;
     settings::validate(file, path).map_err(error)
 }

@@ -353,6 +353,9 @@ pub fn validate(file: FileConfig, config_path: &Path) -> Result<Settings, Vec<St
     })
 }
 
+/// The shortest `interval` and `timeout` accepted.
+const MIN_DURATION: Duration = Duration::from_millis(1);
+
 /// Default shortest time between two NOTIFY-driven refreshes of a template.
 pub const NOTIFY_DEBOUNCE: Duration = Duration::from_millis(200);
 
@@ -458,7 +461,19 @@ fn notify_settings(
 /// A TSIG secret file: the base64 secret alone, or a BIND/Knot key file
 /// (`secret "..."` / `secret: ...`).
 fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    use std::io::Read;
+    // A key file is a few hundred bytes; never read a device or a log whole.
+    const MAX: u64 = 64 * 1024;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX + 1).read_to_string(&mut text))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if text.len() as u64 > MAX {
+        return Err(format!(
+            "{}: larger than {MAX} bytes, not a key file",
+            path.display()
+        ));
+    }
     let token = match text.find("secret") {
         Some(i) => text[i + "secret".len()..]
             .trim_start_matches([' ', '\t', ':', '"'])
@@ -571,12 +586,13 @@ fn template(
         .interval
         .or(defaults.interval)
         .unwrap_or(defaults::INTERVAL);
-    if interval.is_zero() {
-        err("`interval` must be greater than 0".into());
+    // Below a millisecond a poll loop is a busy loop.
+    if interval < MIN_DURATION {
+        err("`interval` must be greater than 0 (1ms at least)".into());
     }
     let timeout = t.timeout.or(defaults.timeout).unwrap_or(defaults::TIMEOUT);
-    if timeout.is_zero() {
-        err("`timeout` must be greater than 0".into());
+    if timeout < MIN_DURATION {
+        err("`timeout` must be greater than 0 (1ms at least)".into());
     }
 
     if !errors.is_empty() {
