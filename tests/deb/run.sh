@@ -335,7 +335,7 @@ check "systemctl status srvd: active (running)" \
 check "systemctl status srvd: its STATUS line counts the template and targets" \
   has 'Status: "1 template ok; 3 targets; last change' in_ct systemctl status --no-pager --lines=0 srvd.service
 check "the dest file is rendered from the DNS records" dest_rendered
-check "HAProxy runs on it" equals active in_ct systemctl is-active haproxy.service
+eventually 20 "HAProxy runs on it (after srvd reloaded it)" equals active in_ct systemctl is-active haproxy.service
 
 # Upgrade: the same package with a higher version.
 dpkg-deb -R "$deb" "$work/upgrade" &&
