@@ -118,14 +118,30 @@ impl Resolver {
     }
 
     async fn query(&self, name: &Name, rtype: RecordType) -> Result<Message, LookupError> {
+        self.query_negative(name, rtype).await.map_err(|(e, _)| e)
+    }
+
+    /// Like `query`; an error also gives the negative-caching TTL of the
+    /// SOA record in the answer's authority section (RFC 2308), if any.
+    async fn query_negative(
+        &self,
+        name: &Name,
+        rtype: RecordType,
+    ) -> Result<Message, (LookupError, Option<u32>)> {
         self.sent.fetch_add(1, Ordering::Relaxed);
         let mut responses = self
             .handle
             .lookup(Query::query(name.clone(), rtype), self.options);
         match responses.next().await {
             Some(Ok(response)) => Ok(response.into_message()),
-            Some(Err(e)) => Err(lookup_error(e)),
-            None => Err(LookupError::Other("no response".into())),
+            Some(Err(e)) => {
+                let negative_ttl = match &e {
+                    NetError::Dns(DnsError::NoRecordsFound(nr)) => nr.negative_ttl,
+                    _ => None,
+                };
+                Err((lookup_error(e), negative_ttl))
+            }
+            None => Err((LookupError::Other("no response".into()), None)),
         }
     }
 
@@ -155,23 +171,28 @@ impl Resolver {
     }
 
     /// The A and AAAA addresses of `host`, with the smallest TTL among them.
-    /// A name with neither gives an empty list, not an error. When one family
+    /// A name with neither gives an empty list, not an error, believed for
+    /// the answers' negative-caching TTL (RFC 2308). When one family
     /// fails but the other gives addresses, those are used: a server that
     /// refuses AAAA for an IPv4-only name must not take the backend away.
     pub async fn addrs(&self, host: &Name) -> Result<(Vec<IpAddr>, u32), LookupError> {
         let (v4, v6) = futures_util::future::join(
-            self.query(host, RecordType::A),
-            self.query(host, RecordType::AAAA),
+            self.query_negative(host, RecordType::A),
+            self.query_negative(host, RecordType::AAAA),
         )
         .await;
         let mut addrs = Vec::new();
         let mut ttl = u32::MAX;
+        // How long "no address" may be believed: the smaller negative TTL of
+        // the two answers, 0 when one of them gave none.
+        let mut negative_ttl = u32::MAX;
         let mut failed = None;
         for (rtype, result) in [("A", v4), ("AAAA", v6)] {
             match result {
                 Ok(message) => {
                     let refs: Vec<&Record> = message.answers.iter().collect();
                     let (owners, chain_ttl) = records::chain(host, &refs);
+                    let before = addrs.len();
                     for r in &message.answers {
                         let ip = match &r.data {
                             RData::A(a) => IpAddr::V4(a.0),
@@ -183,9 +204,17 @@ impl Resolver {
                             addrs.push(ip);
                         }
                     }
+                    if addrs.len() == before {
+                        // Records, but no address at the end of them.
+                        negative_ttl = 0;
+                    }
                 }
-                Err(LookupError::NoRecords | LookupError::NxDomain) => {}
-                Err(e) => {
+                Err((LookupError::NoRecords | LookupError::NxDomain, negative)) => {
+                    // RFC 2181: a TTL with its top bit set counts as 0.
+                    let negative = negative.filter(|t| *t <= i32::MAX as u32);
+                    negative_ttl = negative_ttl.min(negative.unwrap_or(0));
+                }
+                Err((e, _)) => {
                     failed.get_or_insert(LookupError::Target {
                         host: records::escaped(host),
                         rtype,
@@ -199,6 +228,9 @@ impl Resolver {
         }
         addrs.sort();
         addrs.dedup();
+        if addrs.is_empty() {
+            ttl = negative_ttl;
+        }
         Ok((addrs, if ttl == u32::MAX { 0 } else { ttl }))
     }
 }

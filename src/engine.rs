@@ -82,6 +82,8 @@ pub struct Engine {
     last_change: Option<SystemTime>,
     /// Rejected records already logged, per domain: each is logged once.
     warned: HashMap<Name, Vec<Rejected>>,
+    /// The same for targets left out for want of an address.
+    warned_addrs: HashMap<Name, Vec<Rejected>>,
     config_error: Option<String>,
     /// When srvd started, for /status.
     started: SystemTime,
@@ -177,6 +179,7 @@ impl Engine {
             counters: Counters::default(),
             last_change: None,
             warned: HashMap::new(),
+            warned_addrs: HashMap::new(),
             config_error: None,
             started: SystemTime::now(),
             ready: false,
@@ -358,7 +361,7 @@ impl Engine {
         for f in fetched {
             if f.asked {
                 match &f.result {
-                    Ok(answer) => self.warn_rejected(&f.domain, &answer.rejected),
+                    Ok(answer) => self.warn_rejected(&f.domain, &answer.rejected, false),
                     Err(e) => *self.counters.dns_errors.entry(e.kind()).or_default() += 1,
                 }
             }
@@ -439,14 +442,19 @@ impl Engine {
                 None => Err(LookupError::Other("not looked up".into())),
             };
             let result = match result {
-                Ok(answer) if resolve => match self
-                    .source
-                    .resolve_targets(&d.name.clone(), &answer, now)
-                    .await
-                {
-                    Ok(a) => records::usable(&a, allow_empty, min_records).map(|()| a),
-                    Err(e) => Err(e),
-                },
+                Ok(answer) if resolve => {
+                    let name = d.name.clone();
+                    match self.source.resolve_targets(&name, &answer, now).await {
+                        Ok(a) => {
+                            // Past the SRV answer's own rejections: the
+                            // targets without any address.
+                            let unresolved = a.rejected.get(answer.rejected.len()..).unwrap_or(&[]);
+                            self.warn_rejected(&name, unresolved, true);
+                            records::usable(&a, allow_empty, min_records).map(|()| a)
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
                 other => other,
             };
             let status = &mut self.runs[i].domains[k];
@@ -862,8 +870,15 @@ impl Engine {
         run.health = Health::Failing(reason);
     }
 
-    fn warn_rejected(&mut self, domain: &Name, rejected: &[Rejected]) {
-        let seen = self.warned.entry(domain.clone()).or_default();
+    /// Logs each rejected record of `domain` once, until it comes back after
+    /// having gone; `addresses` picks the list of targets without an address.
+    fn warn_rejected(&mut self, domain: &Name, rejected: &[Rejected], addresses: bool) {
+        let warned = if addresses {
+            &mut self.warned_addrs
+        } else {
+            &mut self.warned
+        };
+        let seen = warned.entry(domain.clone()).or_default();
         for r in rejected {
             if !seen.contains(r) {
                 self.counters.rejected_records += 1;

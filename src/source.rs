@@ -2,7 +2,7 @@
 //! reused: no new query before the answer's TTL has run out, so polling every
 //! second a domain with TTL 30 costs two queries a minute, not sixty.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -239,6 +239,9 @@ impl Source {
             }
         }
         let mut answer = Answer::clone(source);
+        // A set, not `Vec::contains`: thousands of targets must not cost
+        // their square.
+        let mut seen: HashSet<Name> = HashSet::new();
         let mut wanted: Vec<Name> = Vec::new();
         for r in &answer.records {
             let Ok(name) = Name::from_ascii(&r.target) else {
@@ -248,7 +251,7 @@ impl Source {
                 .addr_cache
                 .get(&name)
                 .is_some_and(|c| !is_stale(c.fresh_until, now));
-            if !fresh && !wanted.contains(&name) {
+            if !fresh && seen.insert(name.clone()) {
                 wanted.push(name);
             }
         }

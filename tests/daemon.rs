@@ -400,6 +400,47 @@ fn resolve_targets_gives_addresses_to_the_template() {
 }
 
 #[test]
+fn a_target_without_addresses_is_asked_again_after_the_negative_ttl_not_every_cycle() {
+    let server = DnsServer::start();
+    two_backends(&server, 0);
+    server.set_a("db-001.example.com.", 0, "127.0.0.11".parse().unwrap());
+    // db-002 has no address: NXDOMAIN, with the zone's SOA giving a
+    // negative-caching TTL of 1 s.
+    let site = Site::new();
+    basic_config(&site, &server, "resolve_targets = true");
+    site.write(
+        "haproxy.cfg.tmpl",
+        "{% for s in srvs %}{{ s.host }}={{ s.addrs[0] }}\n{% endfor %}",
+    );
+    let d = site.start();
+    assert!(wait_until(secs(5.0), || site.reloads() == 1));
+    let (a1, a2) = (
+        server.queries("db-001.example.com.", RecordType::A),
+        server.queries("db-002.example.com.", RecordType::A),
+    );
+    std::thread::sleep(secs(2.0));
+    let asked_001 = server.queries("db-001.example.com.", RecordType::A) - a1;
+    let asked_002 = server.queries("db-002.example.com.", RecordType::A) - a2;
+    assert!(
+        asked_001 >= 10,
+        "db-001 (TTL 0) asked every 100 ms cycle: {asked_001}\n{}",
+        d.log()
+    );
+    assert!(
+        (1..=3).contains(&asked_002),
+        "db-002 asked once a second, not every cycle: {asked_002}\n{}",
+        d.log()
+    );
+    assert_eq!(site.read("haproxy.cfg"), "db-001.example.com=127.0.0.11\n");
+    assert_eq!(
+        d.count("no A or AAAA record"),
+        1,
+        "logged once\n{}",
+        d.log()
+    );
+}
+
+#[test]
 fn cooldown_defers_a_change_and_applies_it_when_it_ends() {
     let (server, site, d) = running("cooldown = \"2s\"");
     server.set_srv(D, 0, &[(10, 5, 3306, "db-003.example.com.")]);
