@@ -216,10 +216,14 @@ def divan():
 
 
 def procstat(pid):
-    """"VMHWM_KB VMRSS_KB CPU_TICKS CPU_NS THREADS" of a process."""
+    """"VMHWM_KB VMRSS_KB CPU_TICKS CPU_NS THREADS RSSANON_KB RSSFILE_KB" of a
+    process: RssAnon is its own memory (heap, stacks), RssFile the pages of
+    its binary and libraries that it has mapped in."""
     status = open(f"/proc/{pid}/status").read()
     hwm = int(re.search(r"VmHWM:\s+(\d+)", status).group(1))
     rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
+    anon = int(re.search(r"RssAnon:\s+(\d+)", status).group(1))
+    mapped = int(re.search(r"RssFile:\s+(\d+)", status).group(1))
     stat = open(f"/proc/{pid}/stat").read()
     fields = stat[stat.rindex(")") + 2 :].split()
     ticks = int(fields[11]) + int(fields[12])  # utime + stime
@@ -230,7 +234,7 @@ def procstat(pid):
             threads += 1
         except OSError:
             pass
-    print(hwm, rss, ticks, ns, threads)
+    print(hwm, rss, ticks, ns, threads, anon, mapped)
 
 
 # --- propagation ------------------------------------------------------------------

@@ -130,8 +130,8 @@ t_end=$(python3 -c 'import sys; print(float(sys.argv[1]) + float(sys.argv[2]) - 
 python3 -c 'import sys, time; time.sleep(max(0, float(sys.argv[1]) - time.time()))' "$t_end"
 zone_stats >"$T/stats.txt"
 python3 -c 'import sys, time; time.sleep(max(0, float(sys.argv[1]) + float(sys.argv[2]) - time.time()))' "$tf0" "$RUN"
-read -r rhwm _ rt1 rn1 rthreads < <(python3 "$HELPER" procstat "$PID_R")
-read -r shwm _ st1 sn1 sthreads < <(python3 "$HELPER" procstat "$PID_S")
+read -r rhwm _ rt1 rn1 rthreads _ < <(python3 "$HELPER" procstat "$PID_R")
+read -r shwm _ st1 sn1 sthreads _ < <(python3 "$HELPER" procstat "$PID_S")
 load_after=$(load1)
 
 zones=()
