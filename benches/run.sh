@@ -78,7 +78,7 @@ for fp in footprint.default footprint; do
   resolve=false
   [ "$fp" = footprint ] && resolve=true
   echo "| idle peak RSS, 10 templates, interval 1 s, TTL 30, resolve_targets = $resolve (own memory + mapped binary and libc at the end) | $(r "$fp.rss_mib") MiB ($(r "$fp.anon_mib") + $(r "$fp.mapped_mib")) | ≤ 6 MiB | $(verdict "$(r "$fp.rss_mib")" 6) |"
-  echo "| idle CPU per hour, same (utime+stime × 60; schedstat) | $(r "$fp.cpu_s_per_h") s; $(r "$fp.cpu_s_per_h_ns") s | ≤ 2 s/h | $(verdict "$(r "$fp.cpu_s_per_h")" 2); $(verdict "$(r "$fp.cpu_s_per_h_ns")" 2) |"
+  echo "| idle CPU per hour, same (utime+stime, in 10 ms ticks; schedstat) | $(r "$fp.cpu_s_per_h") s; $(r "$fp.cpu_s_per_h_ns") s | ≤ 2 s/h | $(verdict "$(r "$fp.cpu_s_per_h")" 2); $(verdict "$(r "$fp.cpu_s_per_h_ns")" 2) |"
 done
 bold() { [ "$1" = OVER ] && echo "**OVER**" || echo "$1"; }
 for ttl in 1 5 30 300; do
