@@ -149,15 +149,20 @@ impl Resolver {
     /// answer (a CNAME into another zone) with further queries.
     pub async fn srv(&self, domain: &Name) -> Result<Answer, LookupError> {
         let mut collected: Vec<Record> = Vec::new();
+        let mut additionals: Vec<Record> = Vec::new();
         let mut name = domain.clone();
         for _ in 0..MAX_HOPS {
             match self.query(&name, RecordType::SRV).await {
-                Ok(message) => collected.extend(message.answers),
+                Ok(message) => {
+                    collected.extend(message.answers);
+                    additionals.extend(message.additionals);
+                }
                 Err(LookupError::NoRecords) => break,
                 Err(e) => return Err(e),
             }
-            let answer = records::answer_from(domain, &collected);
+            let mut answer = records::answer_from(domain, &collected);
             if answer.had_records {
+                answer.glue = records::glue(&answer, &additionals);
                 return Ok(answer);
             }
             let refs: Vec<&Record> = collected.iter().collect();

@@ -6,6 +6,7 @@
 //! Everything here is a pure function over hickory's types.
 
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use hickory_proto::rr::{Name, RData, Record, RecordType};
@@ -77,6 +78,38 @@ pub struct Answer {
     /// True when the answer had SRV records but none usable, or only ".",
     /// as opposed to no SRV record at all.
     pub had_records: bool,
+    /// The targets' addresses that the answer's additional section carried
+    /// (RFC 2782 asks servers to add them), by target as in `Srv::target`,
+    /// sorted, with their smallest TTL.
+    pub glue: BTreeMap<String, (Vec<IpAddr>, u32)>,
+}
+
+/// The A and AAAA records among `additionals` that belong to a target of
+/// `answer`, for `Answer::glue`. Records for any other name are ignored.
+pub fn glue(answer: &Answer, additionals: &[Record]) -> BTreeMap<String, (Vec<IpAddr>, u32)> {
+    let mut glue: BTreeMap<String, (Vec<IpAddr>, u32)> = BTreeMap::new();
+    for r in additionals {
+        let ip = match &r.data {
+            RData::A(a) => IpAddr::V4(a.0),
+            RData::AAAA(a) => IpAddr::V6(a.0),
+            _ => continue,
+        };
+        let Ok(host) = host_name(&r.name) else {
+            continue;
+        };
+        let target = format!("{host}.");
+        if !answer.records.iter().any(|s| s.target == target) {
+            continue;
+        }
+        let entry = glue.entry(target).or_insert((Vec::new(), u32::MAX));
+        entry.0.push(ip);
+        entry.1 = entry.1.min(ttl_of(r));
+    }
+    for (addrs, _) in glue.values_mut() {
+        addrs.sort();
+        addrs.dedup();
+    }
+    glue
 }
 
 /// Longest host name, in octets, without the trailing dot (RFC 1035 2.3.4).
@@ -351,6 +384,44 @@ mod tests {
 
     fn srv_to(owner: &str, prio: u16, weight: u16, port: u16, target: &str) -> Record {
         srv(owner, prio, weight, port, name(target), 30)
+    }
+
+    #[test]
+    fn glue_keeps_the_targets_addresses_only() {
+        use hickory_proto::rr::rdata::{A, AAAA};
+        let d = "_mysql._tcp.example.com.";
+        let answer = answer_from(
+            &name(d),
+            &[
+                srv_to(d, 10, 5, 3306, "db-001.Example.com."),
+                srv_to(d, 10, 5, 3306, "db-002.example.com."),
+            ],
+        );
+        let a = |host: &str, ip: &str, ttl| {
+            Record::from_rdata(name(host), ttl, RData::A(A(ip.parse().unwrap())))
+        };
+        let additionals = [
+            a("DB-001.example.com.", "10.0.0.11", 30),
+            a("db-001.example.com.", "10.0.0.11", 20),
+            Record::from_rdata(
+                name("db-001.example.com."),
+                40,
+                RData::AAAA(AAAA("2001:db8::11".parse().unwrap())),
+            ),
+            a("evil.example.net.", "192.0.2.66", 30),
+            a("db-003.example.com.", "10.0.0.13", 30),
+        ];
+        let glue = glue(&answer, &additionals);
+        assert_eq!(glue.len(), 1, "only db-001 has addresses here: {glue:?}");
+        let (addrs, ttl) = &glue["db-001.example.com."];
+        assert_eq!(
+            addrs,
+            &[
+                "10.0.0.11".parse::<IpAddr>().unwrap(),
+                "2001:db8::11".parse().unwrap()
+            ]
+        );
+        assert_eq!(*ttl, 20);
     }
 
     const Q: &str = "_mysql._tcp.example.com.";

@@ -62,6 +62,17 @@ fn fresh_until(now: Instant, ttl: u32) -> Instant {
     now + Duration::from_secs(ttl.into()).min(MAX_CACHE)
 }
 
+/// The addresses `answer`'s additional section gave for `target`, when
+/// they are good for at least as long as the answer itself (a new answer
+/// brings them again); else the target is looked up like any other.
+fn glue_for<'a>(answer: &'a Answer, target: &str) -> Option<&'a [IpAddr]> {
+    answer
+        .glue
+        .get(target)
+        .filter(|(addrs, ttl)| !addrs.is_empty() && *ttl >= answer.ttl)
+        .map(|(addrs, _)| addrs.as_slice())
+}
+
 /// Whether a cached answer must be asked again at `now`. An answer asked at
 /// `asked_at` with TTL `ttl` is good until `asked_at + ttl`, exactly.
 pub fn is_stale(fresh_until: Instant, now: Instant) -> bool {
@@ -224,9 +235,11 @@ impl Source {
             .collect()
     }
 
-    /// Fills in `addrs` for every record of `answer`, from the cache while
-    /// fresh. A target without any address is left out; a failed lookup fails
-    /// the whole answer, since a partial list could drop most backends.
+    /// Fills in `addrs` for every record of `answer`: from the answer's
+    /// additional section when it carries the target's addresses for at least
+    /// as long as the answer lives, else from the cache while fresh, else by
+    /// asking. A target without any address is left out; a failed lookup
+    /// fails the whole answer, since a partial list could drop most backends.
     pub async fn resolve_targets(
         &mut self,
         domain: &Name,
@@ -239,11 +252,15 @@ impl Source {
             }
         }
         let mut answer = Answer::clone(source);
+        let glued = |target: &str| glue_for(source, target);
         // A set, not `Vec::contains`: thousands of targets must not cost
         // their square.
         let mut seen: HashSet<Name> = HashSet::new();
         let mut wanted: Vec<Name> = Vec::new();
         for r in &answer.records {
+            if glued(&r.target).is_some() {
+                continue;
+            }
             let Ok(name) = Name::from_ascii(&r.target) else {
                 continue;
             };
@@ -275,6 +292,10 @@ impl Source {
         let mut dropped = Vec::new();
         let mut fresh_until: Option<Instant> = None;
         answer.records.retain_mut(|r| {
+            if let Some(addrs) = glued(&r.target) {
+                r.set_addrs(addrs);
+                return true;
+            }
             let cached = Name::from_ascii(&r.target)
                 .ok()
                 .and_then(|n| self.addr_cache.get(&n));
@@ -300,7 +321,9 @@ impl Source {
             Resolved {
                 from: source.clone(),
                 to: answer.clone(),
-                fresh_until: fresh_until.unwrap_or(now),
+                // With no address from the cache, the result holds for as
+                // long as `source` is the answer in force.
+                fresh_until: fresh_until.unwrap_or(now + MAX_CACHE),
             },
         );
         Ok(answer)

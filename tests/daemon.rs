@@ -400,6 +400,70 @@ fn resolve_targets_gives_addresses_to_the_template() {
 }
 
 #[test]
+fn resolve_targets_takes_addresses_from_the_additional_section() {
+    let server = DnsServer::start();
+    server.set_glue(true);
+    two_backends(&server, 0);
+    server.set_a("db-001.example.com.", 0, "127.0.0.11".parse().unwrap());
+    server.set_a("db-002.example.com.", 0, "127.0.0.12".parse().unwrap());
+    let site = Site::new();
+    basic_config(&site, &server, "resolve_targets = true");
+    site.write(
+        "haproxy.cfg.tmpl",
+        "{% for s in srvs %}{{ s.host }}={{ s.addrs | join(sep=\",\") }}\n{% endfor %}",
+    );
+    let d = site.start();
+    assert!(wait_until(secs(5.0), || site.reloads() == 1), "{}", d.log());
+    assert_eq!(
+        site.read("haproxy.cfg"),
+        "db-001.example.com=127.0.0.11\ndb-002.example.com=127.0.0.12\n"
+    );
+    // An address that changes comes with the next SRV answer (TTL 0: every
+    // 100 ms cycle).
+    server.set_a("db-002.example.com.", 0, "127.0.0.22".parse().unwrap());
+    assert!(
+        wait_until(secs(3.0), || site
+            .read("haproxy.cfg")
+            .contains("127.0.0.22")),
+        "{}",
+        d.log()
+    );
+    std::thread::sleep(secs(0.5));
+    let srv = server.queries(D, RecordType::SRV);
+    assert!(srv >= 5, "the SRV answer asked every cycle: {srv}");
+    for host in ["db-001.example.com.", "db-002.example.com."] {
+        for rtype in [RecordType::A, RecordType::AAAA] {
+            assert_eq!(server.queries(host, rtype), 0, "{host} {rtype} never asked");
+        }
+    }
+}
+
+#[test]
+fn addresses_in_the_additional_section_that_expire_before_the_answer_are_asked_for() {
+    let server = DnsServer::start();
+    server.set_glue(true);
+    two_backends(&server, 30);
+    server.set_a("db-001.example.com.", 0, "127.0.0.11".parse().unwrap());
+    server.set_a("db-002.example.com.", 0, "127.0.0.12".parse().unwrap());
+    let site = Site::new();
+    basic_config(&site, &server, "resolve_targets = true");
+    let d = site.start();
+    assert!(wait_until(secs(5.0), || site.reloads() == 1), "{}", d.log());
+    std::thread::sleep(secs(1.0));
+    assert_eq!(
+        server.queries(D, RecordType::SRV),
+        1,
+        "the SRV answer is cached for 30 s"
+    );
+    let asked = server.queries("db-001.example.com.", RecordType::A);
+    assert!(
+        asked >= 5,
+        "db-001's A (TTL 0) asked every cycle: {asked}\n{}",
+        d.log()
+    );
+}
+
+#[test]
 fn a_target_without_addresses_is_asked_again_after_the_negative_ttl_not_every_cycle() {
     let server = DnsServer::start();
     two_backends(&server, 0);

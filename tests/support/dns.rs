@@ -45,6 +45,8 @@ struct State {
     records: Vec<Record>,
     modes: HashMap<Name, Mode>,
     rotate: bool,
+    /// Add the SRV targets' A records to the additional section.
+    glue: bool,
     counter: usize,
     queries: Vec<(Name, RecordType, bool)>,
 }
@@ -210,6 +212,12 @@ impl DnsServer {
         self.state.lock().unwrap().rotate = on;
     }
 
+    /// Adds the targets' A records to SRV answers' additional section, as
+    /// Knot and BIND do for targets in their zones.
+    pub fn set_glue(&self, on: bool) {
+        self.state.lock().unwrap().glue = on;
+    }
+
     /// Queries received for `domain` of type `rtype` (UDP and TCP).
     pub fn queries(&self, domain: &str, rtype: RecordType) -> usize {
         let owner = name(domain);
@@ -355,6 +363,16 @@ fn answer(state: &Arc<Mutex<State>>, packet: &[u8], tcp: bool) -> Reply {
     if answers.is_empty() {
         resp.add_authority(soa());
     }
+    if st.glue && qtype == RecordType::SRV {
+        for a in &answers {
+            let RData::SRV(srv) = &a.data else { continue };
+            for r in &st.records {
+                if r.name == srv.target && r.record_type() == RecordType::A {
+                    resp.add_additional(r.clone());
+                }
+            }
+        }
+    }
     resp.add_answers(answers);
     let mut bytes = resp.to_vec().unwrap();
     let limit = query
@@ -363,6 +381,7 @@ fn answer(state: &Arc<Mutex<State>>, packet: &[u8], tcp: bool) -> Reply {
         .map_or(512, |e| e.max_payload().max(512)) as usize;
     if !tcp && bytes.len() > limit {
         resp.answers.clear();
+        resp.additionals.clear();
         resp.metadata.truncation = true;
         bytes = resp.to_vec().unwrap();
     }
