@@ -68,17 +68,8 @@ dest = "$T/out/c-ttl30.cfg"
 domain = "$SRV_LABEL.c-ttl30.$PARENT"
 EOF
 
-python3 "$HELPER" sniff "$DNS_PORT" "$T/queries.log" "$T/sniff.ready" 2>>"$T/sniff.err" &
-PIDS+=($!)
-wait_for 10 test -e "$T/sniff.ready" || die "the packet capture did not start: $(cat "$T/sniff.err")"
-# The readiness probe's queries, subtracted below.
-zone_stats >"$T/stats0.txt"
-
-# count ZONE TYPE [STATS]: queries of that type (or "total") since srvd started.
-count() {
-  awk -v z="$1" -v t="$2" 'FNR == 1 { f++ } $1 == z && $2 == t { n[f] = $3 } END { print n[2] - n[1] }' \
-    "$T/stats0.txt" "${3:-$T/stats.txt}"
-}
+# The readiness probe's queries are in the baseline, not in count.
+start_capture
 
 load_before=$(load1)
 log "srvd DNS load: TTL $TTLS, interval ${INTERVAL} s, ${RUN} s (load $load_before)"

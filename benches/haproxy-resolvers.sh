@@ -94,16 +94,7 @@ for i in $(seq 0 $((N - 1))); do
   } >>"$T/static.cfg"
 done
 
-python3 "$HELPER" sniff "$DNS_PORT" "$T/queries.log" "$T/sniff.ready" 2>>"$T/sniff.err" &
-PIDS+=($!)
-wait_for 10 test -e "$T/sniff.ready" || die "the packet capture did not start: $(cat "$T/sniff.err")"
-zone_stats >"$T/stats0.txt"
-
-# count ZONE TYPE: queries of that type (or "total") since HAProxy started.
-count() {
-  awk -v z="$1" -v t="$2" 'FNR == 1 { f++ } $1 == z && $2 == t { n[f] = $3 } END { print n[2] - n[1] }' \
-    "$T/stats0.txt" "$T/stats.txt"
-}
+start_capture
 hz=$(getconf CLK_TCK)
 
 load_before=$(load1)

@@ -184,6 +184,23 @@ zone_stats() {
     python3 "$HELPER" zone-stats
 }
 
+# start_capture: captures the queries Knot receives into $T/queries.log
+# (the "sniff" helper), then keeps Knot's counters in $T/stats0.txt as the
+# baseline of count.
+start_capture() {
+  python3 "$HELPER" sniff "$DNS_PORT" "$T/queries.log" "$T/sniff.ready" 2>>"$T/sniff.err" &
+  PIDS+=($!)
+  wait_for 10 test -e "$T/sniff.ready" || die "the packet capture did not start: $(cat "$T/sniff.err")"
+  zone_stats >"$T/stats0.txt"
+}
+
+# count ZONE TYPE [STATS]: queries of that type (or "total") between the
+# baseline of start_capture and STATS (default $T/stats.txt, from zone_stats).
+count() {
+  awk -v z="$1" -v t="$2" 'FNR == 1 { f++ } $1 == z && $2 == t { n[f] = $3 } END { print n[2] - n[1] }' \
+    "$T/stats0.txt" "${3:-$T/stats.txt}"
+}
+
 # dns_update ZONE "update add ..." ...: one signed RFC 2136 update.
 dns_update() {
   local zone=$1 line
