@@ -1088,10 +1088,13 @@ fn a_symlinked_dest_has_its_final_target_replaced_and_keeps_its_links() {
                 "{what}: the middle link stays"
             );
         }
+        // The reload-pending marker lives until reload_cmd has exited, a
+        // moment after the reload recorded itself.
         for dir in [site.dir.path().to_owned(), site.path("real")] {
             assert!(
-                files_with_prefix(&dir, ".srvd-").is_empty(),
-                "{what}: leftovers in {dir:?}"
+                wait_until(secs(2.0), || files_with_prefix(&dir, ".srvd-").is_empty()),
+                "{what}: leftovers in {dir:?}: {:?}",
+                files_with_prefix(&dir, ".srvd-")
             );
         }
         tried += 1;
