@@ -3,7 +3,10 @@
 //!
 //! Context of every template:
 //! - `srvs`: the records of the template's first domain;
-//! - `domains`: a map from each configured domain (as written) to its records;
+//! - `domains`: a map from each configured domain (as written) to its records,
+//!   iterated in config order (Tera's `preserve_order`: a map iterated in a
+//!   template renders the same text every time, and a record's fields come
+//!   in a fixed order).
 //! - `hostname`: this host's name.
 
 use std::collections::BTreeMap;
@@ -273,6 +276,33 @@ mod tests {
             out,
             "server db-001.example.com. db-001.example.com.:3306 check\ncache.example.com:6379 on app-1"
         );
+    }
+
+    /// A map iterated in a template must give the same text every time:
+    /// with a random order, a restart would rewrite dest and reload.
+    #[test]
+    fn maps_iterate_in_config_and_field_order() {
+        let one = [srv("a", 1, 0)];
+        let names = [
+            "_e._tcp.x",
+            "_a._tcp.x",
+            "_d._tcp.x",
+            "_b._tcp.x",
+            "_c._tcp.x",
+        ];
+        let domains: Vec<(&str, &[Srv])> = names.iter().map(|n| (*n, &one[..])).collect();
+        let text = "{% for name, recs in domains %}{{ name }} {% endfor %}|\
+                    {% for k, v in srvs[0] %}{{ k }} {% endfor %}";
+        let r = Renderer::from_sources(vec![("t".into(), text.into())]).unwrap();
+        let first = r.render(0, &domains, "h").unwrap();
+        assert_eq!(
+            first,
+            "_e._tcp.x _a._tcp.x _d._tcp.x _b._tcp.x _c._tcp.x |\
+             target host port priority weight ttl endpoint "
+        );
+        for _ in 0..20 {
+            assert_eq!(r.render(0, &domains, "h").unwrap(), first);
+        }
     }
 
     #[test]
