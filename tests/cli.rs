@@ -49,6 +49,44 @@ fn oneshot_exits_0_when_updated_or_up_to_date_and_1_on_failure() {
     assert!(site.read("haproxy.cfg").contains("db-001"));
 }
 
+/// A template that iterates maps (the domains, a record's fields) renders
+/// the same text at every start: no rewrite, no reload when nothing changed.
+#[test]
+fn a_template_iterating_maps_is_up_to_date_at_the_next_start() {
+    let dns = server();
+    let names = [
+        "_e._tcp.example.com.",
+        "_a._tcp.example.com.",
+        "_d._tcp.example.com.",
+    ];
+    for n in names {
+        dns.set_srv(n, 0, &[(10, 5, 3306, "db-001.example.com.")]);
+    }
+    let site = Site::new();
+    let text = basic_config(&site, &dns, "").replace(
+        "domain = \"_mysql._tcp.example.com\"",
+        &format!("domains = {names:?}"),
+    );
+    site.write("srvd.toml", &text);
+    site.write(
+        "haproxy.cfg.tmpl",
+        "{% for name, recs in domains %}backend {{ name }}\n\
+         {% for s in recs %}{% for k, v in s %} {{ k }}={{ v }}{% endfor %}\n{% endfor %}{% endfor %}",
+    );
+    let out = site.run(&["--oneshot"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let first = site.read("haproxy.cfg");
+    assert!(
+        first.starts_with("backend _e._tcp.example.com.\n target=db-001.example.com. host="),
+        "config order, field order: {first}"
+    );
+    for _ in 0..5 {
+        assert_eq!(site.run(&["--oneshot"]).status.code(), Some(0));
+        assert_eq!(site.read("haproxy.cfg"), first);
+    }
+    assert_eq!(site.reloads(), 1, "nothing changed, nothing to reload");
+}
+
 #[test]
 fn oneshot_ignores_wait_and_cooldown() {
     let dns = server();
