@@ -14,6 +14,7 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$BENCH_DIR/.." && pwd)
 HELPER="$BENCH_DIR/bench.py"
 TEMPLATE="$ROOT/examples/haproxy.cfg.tmpl"
+. "$ROOT/tests/knot.sh"
 
 BASE_PORT=${SRVD_BENCH_PORT:-25300}
 DNS_ADDR=127.0.0.1
@@ -162,19 +163,9 @@ zone:
 EOF
     while read -r z; do echo "  - domain: $z"; done <"$T/knot/zone-list"
   } >"$T/knot/knot.conf"
-  knotd -c "$T/knot/knot.conf" >>"$T/knot/knot.log" 2>&1 &
-  KNOT_PID=$!
+  knot_start "$T/knot/knot.conf" "$DNS_ADDR" "$DNS_PORT" "$(head -n1 "$T/knot/zone-list")"
+  KNOT_PID=$KNOTD_PID
   PIDS+=("$KNOT_PID")
-  local i first
-  first=$(head -n1 "$T/knot/zone-list")
-  for i in $(seq 100); do
-    kdig @"$DNS_ADDR" -p "$DNS_PORT" +short +time=1 +retry=0 SOA "$first" 2>/dev/null | grep -q hostmaster &&
-      return 0
-    kill -0 "$KNOT_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  tail -n 20 "$T/knot/knot.log" >&2
-  die "knotd did not start"
 }
 
 # zone_stats: "ZONE TYPE COUNT" for every zone and query type, plus

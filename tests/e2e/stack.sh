@@ -18,6 +18,7 @@ E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$E2E_DIR/../.." && pwd)
 HELPER="$E2E_DIR/e2e.py"
 TEMPLATE="$ROOT/examples/haproxy.cfg.tmpl"
+. "$ROOT/tests/knot.sh"
 
 DNS_ADDR=${SRVD_E2E_DNS_ADDR:-127.0.0.1}
 DNS_PORT=${SRVD_E2E_DNS_PORT:-5300}
@@ -155,16 +156,8 @@ dns_answers() {
 
 start_dns() {
   [ -f "$T/knot/knot.conf" ] || write_zone
-  knotd -c "$T/knot/knot.conf" >>"$T/knot/knot.log" 2>&1 &
-  KNOT_PID=$!
-  local i
-  for i in $(seq 100); do
-    dns_answers SOA example.com | grep -q hostmaster && return 0
-    kill -0 "$KNOT_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  tail -n 20 "$T/knot/knot.log" >&2
-  die "knotd did not start"
+  knot_start "$T/knot/knot.conf" "$DNS_ADDR" "$DNS_PORT" example.com
+  KNOT_PID=$KNOTD_PID
 }
 
 stop_dns() {

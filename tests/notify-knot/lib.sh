@@ -25,6 +25,7 @@
 
 NK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 HELPER="$NK_DIR/notify.py"
+. "$NK_DIR/../knot.sh"
 
 ADDR=127.0.0.1
 KNOT_PORT=${SRVD_NOTIFY_KNOT_PORT:-15300}
@@ -264,22 +265,13 @@ knotc_() {
 
 # start_knot primary|resolver
 start_knot() {
-  local role=$1 port=$KNOT_PORT pid
+  local role=$1 port=$KNOT_PORT
   [ "$role" = primary ] || port=$RESOLVER_PORT
   mkdir -p "$T/$role/zones" "$T/$role/db"
   write_zones "$T/$role"
   write_knot_conf "$role"
-  knotd -c "$T/$role/knot.conf" >>"$T/$role/knot.log" 2>&1 &
-  pid=$!
-  if [ "$role" = primary ]; then KNOT_PID=$pid; else RESOLVER_PID=$pid; fi
-  for _ in $(seq 100); do
-    kdig @"$ADDR" -p "$port" +short +time=1 +retry=0 SOA example.org 2>/dev/null | grep -q hostmaster &&
-      return 0
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  tail -n 20 "$T/$role/knot.log" >&2
-  die "knotd ($role) did not start"
+  knot_start "$T/$role/knot.conf" "$ADDR" "$port" example.org
+  if [ "$role" = primary ]; then KNOT_PID=$KNOTD_PID; else RESOLVER_PID=$KNOTD_PID; fi
 }
 
 start_dns() {
