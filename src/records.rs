@@ -6,7 +6,7 @@
 //! Everything here is a pure function over hickory's types.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 
 use hickory_proto::rr::{Name, RData, Record, RecordType};
@@ -87,6 +87,7 @@ pub struct Answer {
 /// The A and AAAA records among `additionals` that belong to a target of
 /// `answer`, for `Answer::glue`. Records for any other name are ignored.
 pub fn glue(answer: &Answer, additionals: &[Record]) -> BTreeMap<String, (Vec<IpAddr>, u32)> {
+    let targets: HashSet<&str> = answer.records.iter().map(|s| s.target.as_str()).collect();
     let mut glue: BTreeMap<String, (Vec<IpAddr>, u32)> = BTreeMap::new();
     for r in additionals {
         let ip = match &r.data {
@@ -98,7 +99,7 @@ pub fn glue(answer: &Answer, additionals: &[Record]) -> BTreeMap<String, (Vec<Ip
             continue;
         };
         let target = format!("{host}.");
-        if !answer.records.iter().any(|s| s.target == target) {
+        if !targets.contains(target.as_str()) {
             continue;
         }
         let entry = glue.entry(target).or_insert((Vec::new(), u32::MAX));

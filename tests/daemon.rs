@@ -34,6 +34,17 @@ fn two_backends(server: &DnsServer, ttl: u32) {
     );
 }
 
+/// Two backends at `ttl` with their A records (db-001 127.0.0.11, db-002
+/// 127.0.0.12, TTL 0), and a site with `resolve_targets = true`.
+fn resolving_site(server: &DnsServer, ttl: u32) -> Site {
+    two_backends(server, ttl);
+    server.set_a("db-001.example.com.", 0, "127.0.0.11".parse().unwrap());
+    server.set_a("db-002.example.com.", 0, "127.0.0.12".parse().unwrap());
+    let site = Site::new();
+    basic_config(&site, server, "resolve_targets = true");
+    site
+}
+
 #[test]
 fn renders_dest_then_reloads_once() {
     let (_server, site, _d) = running("");
@@ -382,11 +393,7 @@ fn hostile_targets_never_reach_dest_and_are_logged_once() {
 #[test]
 fn resolve_targets_gives_addresses_to_the_template() {
     let server = DnsServer::start();
-    two_backends(&server, 0);
-    server.set_a("db-001.example.com.", 0, "127.0.0.11".parse().unwrap());
-    server.set_a("db-002.example.com.", 0, "127.0.0.12".parse().unwrap());
-    let site = Site::new();
-    basic_config(&site, &server, "resolve_targets = true");
+    let site = resolving_site(&server, 0);
     site.write(
         "haproxy.cfg.tmpl",
         "{% for s in srvs %}{{ s.host }}={{ s.addrs[0] }}:{{ s.port }}\n{% endfor %}",
@@ -403,11 +410,7 @@ fn resolve_targets_gives_addresses_to_the_template() {
 fn resolve_targets_takes_addresses_from_the_additional_section() {
     let server = DnsServer::start();
     server.set_glue(true);
-    two_backends(&server, 0);
-    server.set_a("db-001.example.com.", 0, "127.0.0.11".parse().unwrap());
-    server.set_a("db-002.example.com.", 0, "127.0.0.12".parse().unwrap());
-    let site = Site::new();
-    basic_config(&site, &server, "resolve_targets = true");
+    let site = resolving_site(&server, 0);
     site.write(
         "haproxy.cfg.tmpl",
         "{% for s in srvs %}{{ s.host }}={{ s.addrs | join(sep=\",\") }}\n{% endfor %}",
@@ -442,11 +445,7 @@ fn resolve_targets_takes_addresses_from_the_additional_section() {
 fn addresses_in_the_additional_section_that_expire_before_the_answer_are_asked_for() {
     let server = DnsServer::start();
     server.set_glue(true);
-    two_backends(&server, 30);
-    server.set_a("db-001.example.com.", 0, "127.0.0.11".parse().unwrap());
-    server.set_a("db-002.example.com.", 0, "127.0.0.12".parse().unwrap());
-    let site = Site::new();
-    basic_config(&site, &server, "resolve_targets = true");
+    let site = resolving_site(&server, 30);
     let d = site.start();
     assert!(wait_until(secs(5.0), || site.reloads() == 1), "{}", d.log());
     std::thread::sleep(secs(1.0));
