@@ -46,16 +46,11 @@ impl NotifySocket {
 
     /// Waits for a message containing `pat`; returns its index.
     fn wait_for(&mut self, pat: &str, limit: Duration) -> Option<usize> {
-        let end = Instant::now() + limit;
-        loop {
+        wait_until(limit, || {
             self.drain();
-            if let Some(i) = self.seen.iter().position(|m| m.contains(pat)) {
-                return Some(i);
-            }
-            if Instant::now() > end {
-                return None;
-            }
-        }
+            self.count(pat) > 0
+        });
+        self.seen.iter().position(|m| m.contains(pat))
     }
 
     fn position_after(&self, start: usize, pat: &str) -> Option<usize> {
@@ -71,16 +66,10 @@ impl NotifySocket {
 
     /// Waits until `n` messages contain `pat`.
     fn wait_count(&mut self, pat: &str, n: usize, limit: Duration) -> bool {
-        let end = Instant::now() + limit;
-        loop {
+        wait_until(limit, || {
             self.drain();
-            if self.count(pat) >= n {
-                return true;
-            }
-            if Instant::now() > end {
-                return false;
-            }
-        }
+            self.count(pat) >= n
+        })
     }
 }
 
