@@ -113,7 +113,7 @@ if [[ " $runs " == *" crash "* && " $runs " == *" soak "* && " $runs " == *" fuz
     echo "in [Reliability](../reliability.md)."
     echo
     echo "$(date -u +%Y-%m-%d), commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown);" \
-      "$("${BIN:-srvd}" --version 2>/dev/null | head -n 1); $(nproc) CPUs" \
+      "srvd $(sed -n 's/^version = "\(.*\)"$/\1/p' "$root/Cargo.toml" | head -n 1); $(nproc) CPUs" \
       "($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), Linux $(uname -r)." \
       "$rounds kills, $cycles soak cycles, $seconds s per fuzz target."
     echo
