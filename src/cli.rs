@@ -76,6 +76,14 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         template: Option<String>,
     },
+    /// Convert a Go srvd template (Go text/template) to a srvd template
+    /// (Tera) and print it; notes on stderr say where the output may differ.
+    /// Exits 1 naming the line and column of what cannot be converted.
+    MigrateTemplate {
+        /// The Go srvd template, e.g. /etc/haproxy/haproxy.cfg.tmpl.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
     /// Write the man page and shell completions (used by packaging).
     #[command(hide = true)]
     Generate {
