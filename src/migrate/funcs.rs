@@ -400,10 +400,19 @@ pub(super) fn printf(format: &str, vals: &[Tx]) -> R<Tx> {
                 parts.push((arg.at_least(Prec::Filter), arg.ty));
             }
             other => {
+                // The whole directive: flags, width and precision up to the verb.
+                let mut spec: String = other.map(String::from).unwrap_or_default();
+                if !other.is_some_and(|c| c.is_ascii_alphabetic()) {
+                    for c in chars.by_ref() {
+                        spec.push(c);
+                        if c.is_ascii_alphabetic() {
+                            break;
+                        }
+                    }
+                }
                 return Err(format!(
-                    "printf's %{} has no Tera form (only %s, %v, %d and %% convert): \
-                     write the padding or the number format in the text",
-                    other.map(String::from).unwrap_or_default()
+                    "printf's %{spec} has no Tera form (only %s, %v, %d and %% convert): \
+                     write the padding or the number format in the text"
                 ));
             }
         }

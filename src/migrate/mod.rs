@@ -379,7 +379,7 @@ mod tests {
 
         let p = refusal("a\nb\n{{ range .srvs }}{{ printf \"%-30s\" .Target }}{{ end }}");
         assert_eq!((p.line, p.column), (3, 18));
-        assert!(p.message.contains("%-"), "{p}");
+        assert!(p.message.contains("printf's %-30s has no Tera form"), "{p}");
 
         let p = refusal("{{ sh \"hostname -f\" }}");
         assert!(
