@@ -321,8 +321,11 @@ pub(super) fn tokenize(body: &str) -> Result<Vec<Token>, String> {
                 }
                 i += 1;
                 let lit: String = chars[s..i.min(chars.len())].iter().collect();
-                let inner = format!("\"{}\"", &lit[1..lit.len().saturating_sub(1)]);
-                let ch = unquote(&inner)
+                let body = lit
+                    .strip_prefix('\'')
+                    .and_then(|l| l.strip_suffix('\''))
+                    .ok_or_else(|| format!("unterminated character constant {lit}"))?;
+                let ch = unquote(&format!("\"{body}\""))
                     .and_then(|s| s.chars().next())
                     .ok_or_else(|| format!("bad character constant {lit}"))?;
                 Tok::Num((ch as u32).to_string())

@@ -409,6 +409,21 @@ mod tests {
         assert!(p.message.contains("not closed"), "{p}");
     }
 
+    /// Whatever a user's file holds, the converter answers and never panics:
+    /// every prefix of a template using every construct, cut anywhere
+    /// (inside strings, comments, trim markers, multi-byte characters).
+    #[test]
+    fn any_truncation_converts_or_is_refused_without_panicking() {
+        let go = "é {{- /* c */ -}} {{ $x := 'a' }}{{ range $i, $s := fetchsrvs .domains `r}}` }}\
+                  {{ if and (eq $s.Port 1) (ne .Hdr.Ttl 2) }}{{ printf \"%s\\n%d\" .Target $i }}\
+                  {{ else if not $x }}{{ \"\\u00e9\" | upper }}{{ else }}{{ 0x1F }}{{ end }}\
+                  {{ with $y := index $.srvs 0 }}{{ $y.Weight }}{{ end }}{{ end }} \\}}\n{{ 3 -}} ü";
+        for (end, _) in go.char_indices() {
+            let _ = convert(&go[..end]);
+        }
+        assert!(convert(go).is_ok(), "{:?}", convert(go).err());
+    }
+
     #[test]
     fn every_refusal_is_reported_not_just_the_first() {
         let Err(problems) = convert("{{ sh \"a\" }}\n{{ var \"b\" }}\n") else {
