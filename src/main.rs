@@ -248,5 +248,5 @@ Stop: running check and reload commands are killed with their process group.
 \fI/etc/srvd/srvd.toml\fR
 The default config.
 .SH "SEE ALSO"
-\fBsrvd.toml\fR(5), \fBsrvd\-check\fR(8), \fBsrvd\-render\fR(8), \fBsystemd.service\fR(5), \fBhaproxy\fR(1)
+\fBsrvd.toml\fR(5), \fBsrvd\-check\fR(8), \fBsrvd\-render\fR(8), \fBsrvd\-migrate\-template\fR(8), \fBsystemd.service\fR(5), \fBhaproxy\fR(1)
 "#;

@@ -216,3 +216,18 @@ fn migrate_template_names_a_missing_file() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn the_converter_has_its_man_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = srvd(&[
+        "generate".as_ref(),
+        "--man".as_ref(),
+        dir.path().as_os_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let page = std::fs::read_to_string(dir.path().join("srvd-migrate-template.8")).unwrap();
+    assert!(page.contains("Go srvd template"), "{page}");
+    let main = std::fs::read_to_string(dir.path().join("srvd.8")).unwrap();
+    assert!(main.contains("srvd\\-migrate\\-template(8)"), "{main}");
+}
