@@ -113,9 +113,9 @@ impl<'a> Emitter<'a> {
     }
 
     /// Text between actions. A `{%` or `{#` in it would open a Tera tag,
-    /// and a `{` right before a tag would make `{{{`: they are written as
-    /// Tera strings.
-    pub(super) fn text(&mut self, text: &str, before_tag: bool) {
+    /// and a `{` that ends it would make `{{{` with the next tag: they are
+    /// written as Tera strings.
+    pub(super) fn text(&mut self, text: &str) {
         let mut rest = text;
         while let Some(k) = rest.find(['{']) {
             let next = rest.as_bytes().get(k + 1).copied();
@@ -126,7 +126,7 @@ impl<'a> Emitter<'a> {
                         .push_str(&format!("{{{{ \"{{{}\" }}}}", next.unwrap_or(b'%') as char));
                     rest = &rest[k + 2..];
                 }
-                None if before_tag => {
+                None => {
                     self.out.push_str(&rest[..k]);
                     self.out.push_str("{{ \"{\" }}");
                     rest = &rest[k + 1..];
@@ -164,9 +164,9 @@ impl<'a> Emitter<'a> {
     }
 
     pub(super) fn nodes(&mut self, nodes: &[Node]) {
-        for (k, n) in nodes.iter().enumerate() {
+        for n in nodes {
             match n {
-                Node::Text(t) => self.text(t, k + 1 < nodes.len()),
+                Node::Text(t) => self.text(t),
                 Node::Comment { text, trim } => {
                     let clean = text.replace("#}", "# }");
                     let inner = if clean.trim().is_empty() {
