@@ -76,9 +76,11 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         template: Option<String>,
     },
-    /// Convert a Go srvd template (Go text/template) to a srvd template
-    /// (Tera) and print it; notes on stderr say where the output may differ.
-    /// Exits 1 naming the line and column of what cannot be converted.
+    /// Convert a Go srvd template to Tera and print it on stdout.
+    ///
+    /// The Go text/template is converted so that it renders the same bytes;
+    /// notes on stderr say where srvd's output may still differ. What cannot
+    /// be converted is listed with its line and column, and srvd exits 1.
     MigrateTemplate {
         /// The Go srvd template, e.g. /etc/haproxy/haproxy.cfg.tmpl.
         #[arg(value_name = "FILE")]
