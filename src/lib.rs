@@ -34,6 +34,8 @@ pub mod records;
 pub mod render;
 /// Where records come from (DNS or a zone file) and the TTL cache.
 pub mod source;
+/// What identifies one version of a file on disk.
+pub mod stamp;
 /// STATUS line, /status JSON, /metrics text.
 pub mod status;
 /// sd_notify, socket activation, journal detection.

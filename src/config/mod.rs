@@ -50,6 +50,15 @@ pub fn load(path: &Path) -> Result<Settings, ConfigError> {
     parse(&text, path)
 }
 
+/// Reads and validates the config at `path`, with the run-mode flags of the
+/// command line (`cli`) added: a flag on either side is on, as the Go srvd had
+/// it; the command line cannot turn off what the file turns on.
+pub fn load_with_flags(path: &Path, cli: Flags) -> Result<Settings, ConfigError> {
+    let mut settings = load(path)?;
+    settings.flags = settings.flags.or(cli);
+    Ok(settings)
+}
+
 /// Validates config text; `path` names it in errors and anchors relative paths.
 pub fn parse(text: &str, path: &Path) -> Result<Settings, ConfigError> {
     let error = |problems| ConfigError {

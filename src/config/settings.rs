@@ -106,6 +106,18 @@ pub struct Flags {
     pub oneshot: bool,
 }
 
+impl Flags {
+    /// Each flag on when it is on in `self` or in `other`.
+    pub fn or(self, other: Flags) -> Flags {
+        Flags {
+            dry_run: self.dry_run || other.dry_run,
+            no_reload: self.no_reload || other.no_reload,
+            no_check: self.no_check || other.no_check,
+            oneshot: self.oneshot || other.oneshot,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum RecordSource {
     Dns(DnsSettings),
