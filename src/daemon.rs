@@ -18,13 +18,13 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 use tokio::time::{Instant, Interval, MissedTickBehavior, sleep_until};
 
-use crate::config::settings::NotifySettings;
 use crate::config::{Flags, RecordSource, Settings};
+use crate::dns_notify::settings::DnsNotifySettings;
+use crate::dns_notify::{self, DnsNotifyCounters, Inbox};
 use crate::engine::{self, Engine, Report};
-use crate::notify::{Inbox, NotifyCounters};
 use crate::status::Snapshot;
-use crate::systemd::{self, Notifier};
-use crate::{command, http, notify};
+use crate::systemd::{self, SdNotify};
+use crate::{command, http};
 
 /// What the command line asks of the daemon.
 pub struct Options {
@@ -54,15 +54,15 @@ pub fn run(opts: Options) -> Result<u8> {
             command::kill_lingering();
             return Ok(if report.failed.is_empty() { 0 } else { 1 });
         }
-        let notifier = Notifier::from_env(engine.settings().sd_notify);
+        let sd_notify = SdNotify::from_env(engine.settings().sd_notify);
         let (snapshots, snapshot_rx) = watch::channel(Arc::new(engine.snapshot()));
         start_status(&engine, listen, opts.no_status, snapshot_rx).await;
-        let notify = match engine.settings().notify.clone() {
-            Some(settings) => Some(NotifyState::start(settings).await?),
+        let dns_notify = match engine.settings().dns_notify.clone() {
+            Some(settings) => Some(DnsNotifyListener::start(settings).await?),
             None => None,
         };
         let n = engine.settings().templates.len();
-        let ready = notifier.clone();
+        let ready = sd_notify.clone();
         engine.on_ready(Box::new(move |line| {
             log::info!("ready: {line}");
             ready.ready(line);
@@ -70,18 +70,18 @@ pub fn run(opts: Options) -> Result<u8> {
         let mut daemon = Daemon {
             due: first_due(engine.settings()),
             refresh: vec![Refresh::default(); n],
-            counters_watch: notify.as_ref().map(NotifyState::watch),
-            notify,
+            counters_watch: dns_notify.as_ref().map(DnsNotifyListener::watch),
+            dns_notify,
             engine,
             opts,
-            notifier,
+            sd_notify,
             stop_tx,
             snapshots,
             last_status: String::new(),
             signals: Signals::new()?,
             watchdog: None,
         };
-        daemon.watchdog = daemon.notifier.watchdog_every().map(|every| {
+        daemon.watchdog = daemon.sd_notify.watchdog_every().map(|every| {
             let mut i = tokio::time::interval(every);
             i.set_missed_tick_behavior(MissedTickBehavior::Delay);
             i
@@ -172,27 +172,27 @@ impl Signals {
     }
 }
 
-/// The NOTIFY listener's side of the daemon.
-struct NotifyState {
+/// The DNS NOTIFY listener's side of the daemon.
+struct DnsNotifyListener {
     inbox: Arc<Inbox>,
-    counters: Arc<Mutex<NotifyCounters>>,
-    settings: watch::Sender<Arc<NotifySettings>>,
+    counters: Arc<Mutex<DnsNotifyCounters>>,
+    settings: watch::Sender<Arc<DnsNotifySettings>>,
 }
 
 /// Looks once a second whether the NOTIFY counters moved since STATUS was sent.
 struct CountersWatch {
-    counters: Arc<Mutex<NotifyCounters>>,
+    counters: Arc<Mutex<DnsNotifyCounters>>,
     tick: Interval,
     seen: u64,
 }
 
-impl NotifyState {
-    async fn start(settings: NotifySettings) -> Result<Self> {
+impl DnsNotifyListener {
+    async fn start(settings: DnsNotifySettings) -> Result<Self> {
         let (tx, rx) = watch::channel(Arc::new(settings));
         let inbox = Arc::new(Inbox::default());
-        let counters = Arc::new(Mutex::new(NotifyCounters::default()));
-        notify::serve(rx, inbox.clone(), counters.clone()).await?;
-        Ok(NotifyState {
+        let counters = Arc::new(Mutex::new(DnsNotifyCounters::default()));
+        dns_notify::serve(rx, inbox.clone(), counters.clone()).await?;
+        Ok(DnsNotifyListener {
             inbox,
             counters,
             settings: tx,
@@ -225,10 +225,10 @@ struct Daemon {
     engine: Engine,
     /// Pending NOTIFY-driven refreshes, by template.
     refresh: Vec<Refresh>,
-    notify: Option<NotifyState>,
+    dns_notify: Option<DnsNotifyListener>,
     counters_watch: Option<CountersWatch>,
     opts: Options,
-    notifier: Notifier,
+    sd_notify: SdNotify,
     stop_tx: watch::Sender<bool>,
     snapshots: watch::Sender<Arc<Snapshot>>,
     /// When each template (config index) is next due.
@@ -276,9 +276,9 @@ impl Daemon {
                 }
                 _ = tick(&mut self.watchdog) => {
                     // Idle and waiting for the next deadline: the loop is alive.
-                    self.notifier.watchdog();
+                    self.sd_notify.watchdog();
                 }
-                _ = inbox_ready(&self.notify) => self.take_notifies(),
+                _ = inbox_ready(&self.dns_notify) => self.take_notifies(),
                 _ = counters_moved(&mut self.counters_watch) => {
                     // /status and /metrics read the NOTIFY counters live;
                     // the STATUS line follows within a second.
@@ -303,7 +303,7 @@ impl Daemon {
                 break;
             }
         }
-        self.notifier.stopping();
+        self.sd_notify.stopping();
         let _ = self.stop_tx.send(true);
         command::kill_lingering();
         log::info!("stopping");
@@ -348,7 +348,7 @@ impl Daemon {
                     _ = self.signals.hup.recv() => asked.reload = true,
                     _ = tick(&mut self.watchdog) => {
                         if started.elapsed() <= budget {
-                            self.notifier.watchdog();
+                            self.sd_notify.watchdog();
                         } else {
                             log::error!("a cycle has run for {:?}, longer than its budget of {budget:?}: no more watchdog pings", started.elapsed());
                         }
@@ -356,7 +356,7 @@ impl Daemon {
                     _ = sleep_until(stop_deadline.unwrap_or_else(far_future)), if stop_deadline.is_some() => break None,
                 }
                 if asked.stop && stop_deadline.is_none() {
-                    self.notifier.stopping();
+                    self.sd_notify.stopping();
                     let _ = self.stop_tx.send(true);
                     stop_deadline = Some(Instant::now() + STOP_DEADLINE);
                 }
@@ -379,7 +379,9 @@ impl Daemon {
     /// Turns accepted NOTIFYs into refreshes of exactly the templates with a
     /// domain in the notified zone, each at most once per debounce.
     fn take_notifies(&mut self) {
-        let Some(state) = &self.notify else { return };
+        let Some(state) = &self.dns_notify else {
+            return;
+        };
         let debounce = state.settings.borrow().debounce;
         let now = Instant::now();
         for n in state.inbox.take() {
@@ -434,7 +436,7 @@ impl Daemon {
     /// The engine's snapshot plus the NOTIFY listener's counters.
     fn snapshot(&self) -> Snapshot {
         let mut s = self.engine.snapshot();
-        if let Some(n) = &self.notify {
+        if let Some(n) = &self.dns_notify {
             s.notify = Some(n.counters.clone());
         }
         s
@@ -446,7 +448,7 @@ impl Daemon {
         let snapshot = self.snapshot();
         let line = snapshot.status_line();
         if line != self.last_status {
-            self.notifier.status(&line);
+            self.sd_notify.status(&line);
             self.last_status = line;
         }
         self.snapshots.send_replace(Arc::new(snapshot));
@@ -457,7 +459,7 @@ impl Daemon {
     /// again. Returns true if a stop was asked meanwhile.
     async fn reload_config(&mut self) -> bool {
         loop {
-            self.notifier.reloading();
+            self.sd_notify.reloading();
             log::info!("SIGHUP: re-reading {}", self.opts.config.display());
             let result = engine::load(&self.opts.config, self.opts.flags)
                 .map_err(anyhow::Error::from)
@@ -480,7 +482,7 @@ impl Daemon {
             log::info!("config reloaded: {n} template(s)");
             self.due = vec![Instant::now(); n];
             self.refresh = vec![Refresh::default(); n];
-            match (&self.notify, self.engine.settings().notify.clone()) {
+            match (&self.dns_notify, self.engine.settings().dns_notify.clone()) {
                 (Some(state), Some(new)) => {
                     if new.listen != state.settings.borrow().listen {
                         log::warn!("[notify] listen changes take effect at the next restart");
@@ -506,7 +508,7 @@ impl Daemon {
     fn ready_again(&mut self) {
         let snapshot = self.snapshot();
         self.last_status = snapshot.status_line();
-        self.notifier.ready(&self.last_status);
+        self.sd_notify.ready(&self.last_status);
     }
 }
 
@@ -544,8 +546,8 @@ async fn counters_moved(watch: &mut Option<CountersWatch>) {
     }
 }
 
-async fn inbox_ready(notify: &Option<NotifyState>) {
-    match notify {
+async fn inbox_ready(dns_notify: &Option<DnsNotifyListener>) {
+    match dns_notify {
         Some(n) => n.inbox.ready().await,
         None => std::future::pending().await,
     }

@@ -117,8 +117,12 @@ pub fn glue(answer: &Answer, additionals: &[Record]) -> BTreeMap<String, (Vec<Ip
 pub const MAX_NAME: usize = 253;
 /// Longest label (RFC 1035 2.3.4).
 pub const MAX_LABEL: usize = 63;
-/// CNAME hops followed inside one answer.
-const MAX_CNAME_HOPS: usize = 8;
+/// CNAME hops srvd follows from a domain to its SRV records, wherever the
+/// chain is (inside one answer, across queries, inside a zone file). RFC 1034
+/// section 3.6.2 asks resolvers to follow chains but sets no length; srvd
+/// stops at 8 so that a loop or a misconfigured chain ends, while any chain a
+/// sane zone has (one or two hops) is followed.
+pub const MAX_CNAME_HOPS: usize = 8;
 
 /// The names that stand for `query` in an answer: itself, then each CNAME
 /// target in the chain that starts at it. Also the smallest TTL of the chain.

@@ -37,10 +37,6 @@ impl ZoneFile {
         z
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Re-reads the file if it changed on disk. Returns true when it did.
     pub fn refresh(&mut self) -> bool {
         let stamp = Stamp::of(&self.path);
@@ -63,7 +59,8 @@ impl ZoneFile {
             .map_err(|e| LookupError::Other(e.clone()))?;
         let mut found = Vec::new();
         let mut name = domain.clone();
-        for _ in 0..8 {
+        // The domain itself, then one name per hop.
+        for _ in 0..=records::MAX_CNAME_HOPS {
             let Some(recs) = zone.by_name.get(&LowerName::new(&name)) else {
                 break;
             };
