@@ -1,21 +1,23 @@
 //! One cycle over the due templates, its steps in order: look up and render
-//! (`inputs`), decide (`plan`), stage, check and replace (`apply`), reload each
-//! distinct command once (`reload`), roll back what a failed reload covered,
-//! and say what happened (`report`). The daemon loop decides when a cycle
-//! runs; this module decides what it does.
+//! (`inputs`), decide (`plan`), stage, check and replace (`install`), reload
+//! each distinct command once (`reload` plans, `install` settles each
+//! template: done, rolled back or owed), and say what happened (`report`).
+//! The daemon loop decides when a cycle runs; this module decides what it
+//! does, and holds nothing but the order of the steps and the engine's state.
 //!
-//! Below the cycle: `state` (each template's state between cycles, drawn
-//! there) and `error` (why a template failed); `inputs`, `reload` and
-//! `report` use those only.
+//! Arrows point down: `state` (each template's state between cycles, drawn
+//! there) and `error` (why a template failed) are at the bottom; `inputs`,
+//! `reload` and `report` use only those; `install` uses them and `report`;
+//! this module uses all.
 
 mod error;
 mod inputs;
+mod install;
 mod reload;
 mod report;
 mod state;
 
 use std::collections::HashMap;
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -24,10 +26,10 @@ use hickory_proto::rr::Name;
 use tokio::sync::watch;
 
 pub use error::{Error, Rollback};
+pub use state::Report;
 
-use crate::apply::{self, Method};
+use crate::apply;
 use crate::clock;
-use crate::command::{self, CommandLine};
 use crate::config::{self, ConfigError, Flags, Settings, TemplateSettings};
 use crate::logging::tlog;
 use crate::plan::{self, Decision};
@@ -36,7 +38,6 @@ use crate::source::SrvResult;
 use crate::stamp::Stamp;
 use crate::status::{Counters, Snapshot};
 use inputs::{Inputs, content, targets_of};
-use reload::Next;
 use state::{Change, Dest, Reload, Replaced, TemplateRun, Work};
 
 /// A config that loaded: settings plus compiled templates.
@@ -83,17 +84,6 @@ enum Prepared {
     /// Dest already holds the render.
     UpToDate,
     Apply(Work),
-}
-
-/// What one cycle did, for the daemon's scheduling and `--oneshot`'s exit code.
-#[derive(Debug, Default)]
-pub struct Report {
-    /// Templates that failed this cycle (lookup, render, write, check, reload).
-    pub failed: Vec<usize>,
-    /// Templates whose dest was changed.
-    pub changed: Vec<usize>,
-    /// Deferred changes: look at these templates again by then.
-    pub wake: Vec<(usize, Instant)>,
 }
 
 impl Engine {
@@ -242,8 +232,12 @@ impl Engine {
         let mut replaced = Vec::new();
         for work in to_apply {
             let i = work.index;
-            match self.install(work).await {
-                Ok(r) => replaced.push(r),
+            let (t, run) = (&self.settings.templates[i], &mut self.runs[i]);
+            match install::install(t, run, work, self.settings.flags, &mut self.stop).await {
+                Ok(r) => {
+                    self.last_change = run.last_change;
+                    replaced.push(r);
+                }
                 Err(reason) => {
                     self.runs[i].set_failing(&self.settings.templates[i], reason);
                     report.failed.push(i);
@@ -365,69 +359,6 @@ impl Engine {
         }
     }
 
-    /// Stages, checks and puts one change in place.
-    async fn install(&mut self, work: Work) -> Result<Replaced, Error> {
-        let i = work.index;
-        let t = self.settings.templates[i].clone();
-        let now = Instant::now();
-        let staged = match apply::stage(&work.dest, &work.content, work.owner) {
-            Ok(s) => s,
-            Err(e) => {
-                plan::failed(&mut self.runs[i].plan, work.hash, now);
-                return Err(Error::Write(e));
-            }
-        };
-        if let (Some(check), false) = (&t.check_cmd, self.settings.flags.no_check) {
-            let argv = check.expand(staged.path(), &t.dest);
-            if let Err(failure) = self.run_command(&t, check, &argv).await {
-                drop(staged);
-                let run = &mut self.runs[i];
-                run.check_failures += 1;
-                let backoff = plan::failed(&mut run.plan, work.hash, now);
-                return Err(Error::Check {
-                    failure,
-                    dest: t.dest.clone(),
-                    backoff,
-                });
-            }
-        }
-        let marker = t.reload_cmd.is_some() && !self.settings.flags.no_reload;
-        if marker {
-            apply::mark_reload_owed(&work.dest);
-        }
-        match apply::replace(staged) {
-            Ok(Method::Rename) => {}
-            Ok(Method::InPlace) => tlog!(
-                Warn,
-                &t,
-                None,
-                "{}: {} is a mount point (rename(2) said EBUSY): wrote it in place, which a crash could leave half-written",
-                t.name,
-                work.dest.display()
-            ),
-            Err(e) => {
-                if marker {
-                    apply::clear_reload_owed(&work.dest);
-                }
-                plan::failed(&mut self.runs[i].plan, work.hash, now);
-                return Err(Error::Write(e));
-            }
-        }
-        let wall = SystemTime::now();
-        let run = &mut self.runs[i];
-        run.dest = Dest::Written;
-        run.last_change = Some(wall);
-        self.last_change = Some(wall);
-        let before = run.targets.replace(work.targets.clone());
-        report::log_change(&t, before.as_ref(), &work.targets);
-        Ok(Replaced {
-            index: i,
-            previous: work.previous,
-            hash: work.hash,
-            previous_targets: before,
-        })
-    }
-
     /// Runs each distinct reload command once, in config order, for the
     /// templates just replaced and those owing a reload (see `reload`); rolls
     /// back what a failed reload covered.
@@ -460,7 +391,7 @@ impl Engine {
                 Some(argv) => {
                     let t = self.settings.templates[group.first()].clone();
                     let cmd = t.reload_cmd.clone().expect("argv comes from reload_cmd");
-                    let result = self.run_command(&t, &cmd, argv).await;
+                    let result = install::run_command(&t, &cmd, argv, &mut self.stop).await;
                     match &result {
                         Ok(()) => self.counters.reloads_ok += 1,
                         Err(_) => self.counters.reloads_failed += 1,
@@ -473,124 +404,15 @@ impl Engine {
             let rollback = self.settings.rollback_on_reload_failure;
             for r in group.replaced {
                 let step = reload::after_replace(&outcome, rollback);
-                self.after_replace(r, step, &outcome, now, report);
+                let (t, run) = (&self.settings.templates[r.index], &mut self.runs[r.index]);
+                install::after_replace(t, run, r, step, &outcome, now, report);
             }
             for i in group.owed {
                 let step = reload::after_owed(&outcome);
-                self.after_owed(i, step, &outcome, now, report);
+                let (t, run) = (&self.settings.templates[i], &mut self.runs[i]);
+                install::after_owed(i, t, run, step, &outcome, now, report);
             }
         }
-    }
-
-    /// Carries out `step` for a template just replaced.
-    fn after_replace(
-        &mut self,
-        r: Replaced,
-        step: Next,
-        outcome: &Result<(), Arc<command::Failure>>,
-        now: Instant,
-        report: &mut Report,
-    ) {
-        let i = r.index;
-        let t = &self.settings.templates[i];
-        let dest = apply::real_dest(&t.dest);
-        let run = &mut self.runs[i];
-        let failure = match (step, outcome) {
-            (Next::Done, _) => {
-                apply::clear_reload_owed(&dest);
-                plan::applied(&mut run.plan, now);
-                run.reload = Reload::Settled;
-                run.changes += 1;
-                run.set_ok(t);
-                report.changed.push(i);
-                return;
-            }
-            (Next::Interrupted, _) | (_, Ok(())) => {
-                // The marker stays: the next start reloads.
-                report.failed.push(i);
-                return;
-            }
-            (_, Err(failure)) => failure,
-        };
-        run.reload_failures += 1;
-        let backoff = plan::failed(&mut run.plan, r.hash, now);
-        let rollback = if step == Next::RollBack {
-            match apply::restore(&dest, r.previous.as_ref()) {
-                Ok(()) => {
-                    apply::clear_reload_owed(&dest);
-                    run.dest = if r.previous.is_some() {
-                        Dest::Unmatched
-                    } else {
-                        Dest::Absent
-                    };
-                    run.targets = r.previous_targets;
-                    Rollback::Done
-                }
-                Err(e) => Rollback::Failed(e),
-            }
-        } else {
-            run.reload = Reload::Owed {
-                retry_at: now + backoff,
-                backoff,
-            };
-            Rollback::Kept
-        };
-        run.set_failing(
-            t,
-            Error::Reload {
-                failure: failure.clone(),
-                dest,
-                rollback,
-                backoff,
-            },
-        );
-        report.failed.push(i);
-    }
-
-    /// Carries out `step` for a template that owed its reload.
-    fn after_owed(
-        &mut self,
-        i: usize,
-        step: Next,
-        outcome: &Result<(), Arc<command::Failure>>,
-        now: Instant,
-        report: &mut Report,
-    ) {
-        let t = &self.settings.templates[i];
-        let run = &mut self.runs[i];
-        match (step, outcome) {
-            (Next::Done, _) => {
-                apply::clear_reload_owed(&apply::real_dest(&t.dest));
-                run.reload = Reload::Settled;
-                tlog!(Info, t, None, "{}: owed reload done", t.name);
-                run.set_ok(t);
-            }
-            (Next::RetryOwed, Err(failure)) => {
-                let previous = match run.reload {
-                    Reload::Owed { backoff, .. } => Some(backoff),
-                    Reload::Settled => None,
-                };
-                let backoff = plan::next_backoff(previous);
-                run.reload = Reload::Owed {
-                    retry_at: now + backoff,
-                    backoff,
-                };
-                let failure = failure.clone();
-                run.set_failing(t, Error::OwedReload { failure, backoff });
-                report.failed.push(i);
-            }
-            _ => {}
-        }
-    }
-
-    async fn run_command(
-        &mut self,
-        t: &TemplateSettings,
-        cmd: &CommandLine,
-        argv: &[OsString],
-    ) -> Result<(), command::Failure> {
-        tlog!(Debug, t, Some(cmd.text()), "{}: running {:?}", t.name, argv);
-        command::run(argv, &cmd.label(), t.timing.timeout, &mut self.stop).await
     }
 
     /// The daemon's picture of itself, for STATUS, /status and /metrics.

@@ -234,6 +234,17 @@ fn domain_statuses(t: &TemplateSettings) -> Vec<DomainStatus> {
         .collect()
 }
 
+/// What one cycle did, for the daemon's scheduling and `--oneshot`'s exit code.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Templates that failed this cycle (lookup, render, write, check, reload).
+    pub failed: Vec<usize>,
+    /// Templates whose dest was changed.
+    pub changed: Vec<usize>,
+    /// Deferred changes: look at these templates again by then.
+    pub wake: Vec<(usize, Instant)>,
+}
+
 /// A render to put in place: the decision was "apply".
 pub struct Work {
     pub index: usize,
