@@ -50,7 +50,7 @@ pub struct Inbox {
 impl Inbox {
     /// Adds `n`, replacing what was pending for its zone. False when it was
     /// dropped: `INBOX_ZONES` other zones wait already.
-    fn put(&self, n: ZoneChanged) -> bool {
+    pub(crate) fn put(&self, n: ZoneChanged) -> bool {
         let mut pending = self.pending.lock().expect("inbox lock");
         if pending.len() >= INBOX_ZONES && !pending.contains_key(&n.zone) {
             return false;

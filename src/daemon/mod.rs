@@ -5,10 +5,12 @@
 //! only, and only while a cycle stays within its time budget, so a wedged loop
 //! stops the pings and systemd restarts srvd.
 
+mod refresh;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::rr::Name;
@@ -19,12 +21,11 @@ use tokio::sync::watch;
 use tokio::time::{Instant, Interval, MissedTickBehavior, sleep_until};
 
 use crate::config::{Flags, RecordSource, Settings};
-use crate::dns_notify::settings::DnsNotifySettings;
-use crate::dns_notify::{self, DnsNotifyCounters, Inbox};
 use crate::engine::{self, Engine, Report};
 use crate::status::Snapshot;
 use crate::systemd::{self, SdNotify};
 use crate::{command, http};
+use refresh::{CountersWatch, DnsNotifyListener, Refresh};
 
 /// What the command line asks of the daemon.
 pub struct Options {
@@ -172,55 +173,6 @@ impl Signals {
     }
 }
 
-/// The DNS NOTIFY listener's side of the daemon.
-struct DnsNotifyListener {
-    inbox: Arc<Inbox>,
-    counters: Arc<Mutex<DnsNotifyCounters>>,
-    settings: watch::Sender<Arc<DnsNotifySettings>>,
-}
-
-/// Looks once a second whether the NOTIFY counters moved since STATUS was sent.
-struct CountersWatch {
-    counters: Arc<Mutex<DnsNotifyCounters>>,
-    tick: Interval,
-    seen: u64,
-}
-
-impl DnsNotifyListener {
-    async fn start(settings: DnsNotifySettings) -> Result<Self> {
-        let (tx, rx) = watch::channel(Arc::new(settings));
-        let inbox = Arc::new(Inbox::default());
-        let counters = Arc::new(Mutex::new(DnsNotifyCounters::default()));
-        dns_notify::serve(rx, inbox.clone(), counters.clone()).await?;
-        Ok(DnsNotifyListener {
-            inbox,
-            counters,
-            settings: tx,
-        })
-    }
-
-    fn watch(&self) -> CountersWatch {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        CountersWatch {
-            counters: self.counters.clone(),
-            tick,
-            seen: 0,
-        }
-    }
-}
-
-/// A NOTIFY-driven refresh of one template.
-#[derive(Clone, Default)]
-struct Refresh {
-    /// When to run it; None when none is pending.
-    at: Option<Instant>,
-    /// Domains to ask the zone's primaries for, and which ones.
-    direct: HashMap<Name, Vec<SocketAddr>>,
-    /// When the last one ran, for the debounce.
-    last: Option<Instant>,
-}
-
 struct Daemon {
     engine: Engine,
     /// Pending NOTIFY-driven refreshes, by template.
@@ -278,8 +230,13 @@ impl Daemon {
                     // Idle and waiting for the next deadline: the loop is alive.
                     self.sd_notify.watchdog();
                 }
-                _ = inbox_ready(&self.dns_notify) => self.take_notifies(),
-                _ = counters_moved(&mut self.counters_watch) => {
+                _ = refresh::inbox_ready(&self.dns_notify) => {
+                    if let Some(listener) = &self.dns_notify {
+                        let templates = &self.engine.settings().templates;
+                        refresh::schedule(listener, templates, &mut self.refresh, Instant::now());
+                    }
+                }
+                _ = refresh::counters_moved(&mut self.counters_watch) => {
                     // /status and /metrics read the NOTIFY counters live;
                     // the STATUS line follows within a second.
                     self.publish();
@@ -374,41 +331,6 @@ impl Daemon {
         }
         self.publish();
         asked
-    }
-
-    /// Turns accepted NOTIFYs into refreshes of exactly the templates with a
-    /// domain in the notified zone, each at most once per debounce.
-    fn take_notifies(&mut self) {
-        let Some(state) = &self.dns_notify else {
-            return;
-        };
-        let debounce = state.settings.borrow().debounce;
-        let now = Instant::now();
-        for n in state.inbox.take() {
-            let mut related = false;
-            for (i, t) in self.engine.settings().templates.iter().enumerate() {
-                let in_zone: Vec<&Name> = t
-                    .domains
-                    .iter()
-                    .map(|d| &d.name)
-                    .filter(|d| n.zone.zone_of(d))
-                    .collect();
-                if in_zone.is_empty() {
-                    continue;
-                }
-                related = true;
-                let r = &mut self.refresh[i];
-                for d in in_zone {
-                    r.direct.insert(d.clone(), n.servers.clone());
-                }
-                let earliest = r.last.map_or(now, |last| (last + debounce).max(now));
-                r.at = Some(r.at.map_or(earliest, |at| at.min(earliest)).max(earliest));
-            }
-            if !related {
-                state.counters.lock().expect("counters lock").ignored += 1;
-                log::debug!("NOTIFY for {}: no template uses that zone", n.zone);
-            }
-        }
     }
 
     fn reschedule(&mut self, due: &[usize], started: Instant, report: &Report) {
@@ -527,30 +449,6 @@ fn cycle_budget(settings: &Settings, templates: usize) -> Duration {
         .unwrap_or_default()
         * templates as u32;
     dns + commands + Duration::from_secs(5)
-}
-
-/// Resolves, at most once a second, when the NOTIFY counters have moved.
-async fn counters_moved(watch: &mut Option<CountersWatch>) {
-    let Some(w) = watch else {
-        return std::future::pending().await;
-    };
-    loop {
-        w.tick.tick().await;
-        let c = w.counters.lock().expect("counters lock");
-        let seen = c.received + c.ignored;
-        drop(c);
-        if seen != w.seen {
-            w.seen = seen;
-            return;
-        }
-    }
-}
-
-async fn inbox_ready(dns_notify: &Option<DnsNotifyListener>) {
-    match dns_notify {
-        Some(n) => n.inbox.ready().await,
-        None => std::future::pending().await,
-    }
 }
 
 async fn tick(watchdog: &mut Option<Interval>) {
