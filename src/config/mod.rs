@@ -4,14 +4,16 @@
 
 pub mod duration;
 pub mod file;
+pub mod names;
 pub mod settings;
 
 use std::fmt;
 use std::path::Path;
 
 pub use file::{FileConfig, Net, Wait};
+pub use names::Domain;
 pub use settings::{
-    DnsSettings, Domain, Flags, Perms, RecordSource, Servers, Settings, TemplateSettings, Timing,
+    DnsSettings, Flags, Perms, RecordSource, Servers, Settings, TemplateSettings, Timing,
 };
 
 /// The default config path, as packaged.

@@ -6,9 +6,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hickory_proto::rr::Name;
-
 use super::file::{FileConfig, Id, Net, TemplateTable, Wait};
+use super::names::{Domain, parse_nameserver};
 use crate::command::CommandLine;
 use crate::dns_notify::{self, settings::DnsNotifySettings};
 
@@ -99,32 +98,6 @@ pub struct TemplateSettings {
     pub min_records: usize,
     pub resolve_targets: bool,
     pub timing: Timing,
-}
-
-/// A configured SRV domain: as written (the key templates use) and as a name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Domain {
-    pub text: String,
-    pub name: Name,
-}
-
-impl Domain {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let trimmed = text.trim();
-        if trimmed.is_empty() || trimmed != text {
-            return Err(format!("{text:?} is not a domain name"));
-        }
-        let mut name =
-            Name::from_ascii(trimmed).map_err(|e| format!("{text:?} is not a domain name: {e}"))?;
-        if name.is_root() {
-            return Err(format!("{text:?} is not a domain name"));
-        }
-        name.set_fqdn(true);
-        Ok(Domain {
-            text: text.to_owned(),
-            name,
-        })
-    }
 }
 
 /// Mode and ownership to give dest; None keeps the existing file's (or 0644
@@ -468,17 +441,4 @@ fn resolve_group(id: &Id) -> Result<u32, String> {
             Err(e) => Err(format!("looking up group {name:?}: {e}")),
         },
     }
-}
-
-/// "127.0.0.1:5353", "[::1]:53", or a bare address for port 53.
-pub fn parse_nameserver(text: &str) -> Result<SocketAddr, String> {
-    if let Ok(addr) = text.parse::<SocketAddr>() {
-        return Ok(addr);
-    }
-    if let Ok(ip) = text.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, 53));
-    }
-    Err(format!(
-        "{text:?} is not an address such as \"127.0.0.1:53\" or \"[::1]:5353\""
-    ))
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use hickory_proto::rr::Name;
 
 use crate::config::file::DnsNotifyTable;
-use crate::config::settings::{Domain, parse_nameserver};
+use crate::config::names::{Domain, parse_nameserver};
 
 /// `[notify]`, validated.
 #[derive(Debug, Clone, PartialEq)]
