@@ -26,6 +26,8 @@ pub(crate) mod dns;
 pub(crate) mod dns_notify;
 /// One cycle: lookup, render, decide, apply, reload (a folder, a file per step).
 pub mod engine;
+/// HAProxy's runtime API and master CLI.
+pub mod haproxy;
 /// The status endpoint's minimal HTTP server.
 pub(crate) mod http;
 /// stderr or journald logging, and the per-template event macro.
