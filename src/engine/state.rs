@@ -4,23 +4,25 @@
 //! a cycle passes between its steps (`Attempt`, `Work`, `Replaced`).
 //!
 //! ```text
-//!  Dest (what dest holds)                       Reload (is one owed?)
+//!  Dest: what dest holds
+//!    start ─────────────────────────▶ Absent | Unmatched   (does the path exist?)
+//!    each read of dest at a cycle ──▶ Absent               (no file)
+//!                                 ──▶ Unmatched            (other bytes, mode or owner)
+//!                                 ──▶ Matched{hash, stamp} (the render: trusted unread,
+//!                                                           one stat(2), while the stamp holds)
+//!    staged, checked, replaced ─────▶ Written
+//!    Written ──reload failed, rolled back──▶ Absent | Unmatched (what it was before)
 //!
-//!  Absent ──read: same bytes, mode, owner──┐     Settled ──crash marker found at
-//!  Unmatched ─┘                            │        ▲        start, or reload failed
-//!    ▲   ▲                                 ▼        │        with rollback off──┐
-//!    │   └──read: differs────────────── Matched     │                           ▼
-//!    │                         stamp unchanged:     └──reload succeeds──── Owed {retry_at,
-//!    │                         trusted, not read                                 backoff}
-//!    │  rollback (Absent if                                            fails again: backoff
-//!    │  there was no file)                                             doubles (plan)
-//!    └──────────────── Written ◀── staged, checked, replaced
+//!  Reload: is one owed?
+//!    Settled ──crash marker found at start──────────────▶ Owed{retry_at: now}
+//!    Settled ──reload failed, rollback turned off───────▶ Owed{retry_at, backoff}
+//!    Owed ────reload fails again────────────────────────▶ Owed (plan::next_backoff doubles it)
+//!    Owed ────reload succeeds───────────────────────────▶ Settled
 //!
-//!  Change (does one wait?)        Health
-//!
-//!  Idle ──wait / cooldown / ──▶ Waiting {why,     Unknown ──▶ Ok ◀──▶ Failing(Error)
-//!    ▲     back-off defers       until}           (first cycle     (logged once per
-//!    └──── each cycle starts Idle ─┘               decides)         new reason)
+//!  Change: does one wait?            Health: does the template work?
+//!    Idle ──plan defers──▶ Waiting     Unknown ──first verdict──▶ Ok | Failing(Error)
+//!    Waiting ──next cycle──▶ Idle      Ok ◀────────────────────▶ Failing(Error)
+//!    Waiting ──a failure───▶ Idle      (a failure is logged when its text is new)
 //! ```
 //!
 //! Readiness for systemd follows: a template is ready when it is healthy,
