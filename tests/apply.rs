@@ -8,17 +8,24 @@ mod support;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::Duration;
 
+use hickory_proto::rr::RecordType;
 use support::dns::DnsServer;
 use support::*;
 
 #[test]
 fn renders_dest_then_reloads_once() {
-    let (_server, site, _d) = running("");
+    let (server, site, d) = running("");
     assert_eq!(
         site.read("haproxy.cfg"),
         "backend db\n  server db-001.example.com db-001.example.com.:3306 check\n  server db-002.example.com db-002.example.com.:3306 check\n"
     );
-    std::thread::sleep(secs(1.0));
+    // Ten more polls with the same answer.
+    let asked = server.queries(D, RecordType::SRV);
+    assert!(
+        server.wait_queries(D, RecordType::SRV, asked, 10, secs(8.0)),
+        "srvd kept polling\n{}",
+        d.log()
+    );
     assert_eq!(site.reloads(), 1, "nothing changed: no second reload");
     assert_eq!(site.checks(), 1, "nothing changed: no second check");
 }
@@ -50,8 +57,13 @@ fn back_off_stops_a_reload_storm() {
     server.set_srv(D, 0, &[(10, 5, 3306, "db-009.example.com.")]);
     assert!(d.wait_log("check_cmd exited", secs(5.0)));
     let checks = site.checks();
-    std::thread::sleep(secs(2.5));
     // 25 polls at 100 ms see the same failing output: no check is run again.
+    let asked = server.queries(D, RecordType::SRV);
+    assert!(
+        server.wait_queries(D, RecordType::SRV, asked, 25, secs(10.0)),
+        "srvd kept polling\n{}",
+        d.log()
+    );
     assert_eq!(site.checks(), checks, "{}", d.log());
     assert_eq!(
         d.count("check_cmd exited"),
