@@ -461,17 +461,7 @@ fn malformed_toml_is_refused_naming_its_line_without_panic() {
             }
             _ => tail.to_string(),
         };
-        site.write("srvd.toml", &format!("{head}{tail}"));
-        let out = site.run(&["check"]);
-        let msg = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(out.status.code(), Some(78), "{what}: exit code\n{msg}");
-        for n in *needles {
-            assert!(
-                msg.contains(n),
-                "{what}: message should contain {n:?}:\n{msg}"
-            );
-        }
-        assert!(!msg.contains("panicked"), "{what}: {msg}");
+        assert_refused(&site, what, &format!("{head}{tail}"), needles);
         tried += 1;
     }
     // Not UTF-8 at all.

@@ -7,7 +7,6 @@ mod support;
 
 use std::time::Instant;
 
-use hickory_proto::rr::RecordType;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use support::dns::DnsServer;
@@ -161,12 +160,7 @@ fn sighup_during_a_reload_lets_it_finish_then_reads_the_config() {
         "{}",
         d.log()
     );
-    let asked = server.queries(D, RecordType::SRV);
-    assert!(
-        server.wait_queries(D, RecordType::SRV, asked, 15, secs(8.0)),
-        "srvd kept polling\n{}",
-        d.log()
-    );
+    assert_polls(&server, &d, 15, "");
     assert_eq!(
         site.read("steps.log").lines().count(),
         6,

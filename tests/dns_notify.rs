@@ -395,17 +395,7 @@ fn bad_notify_settings_name_the_key_and_exit_78() {
     let head = "src = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\n";
     let mut tried = 0;
     for (what, tail, needles) in BAD_NOTIFY {
-        site.write("srvd.toml", &format!("{head}{tail}"));
-        let out = site.run(&["check"]);
-        let msg = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(out.status.code(), Some(78), "{what}: exit code\n{msg}");
-        for n in *needles {
-            assert!(
-                msg.contains(n),
-                "{what}: message should contain {n:?}:\n{msg}"
-            );
-        }
-        assert!(!msg.contains("panicked"), "{what}: {msg}");
+        assert_refused(&site, what, &format!("{head}{tail}"), needles);
         tried += 1;
     }
     assert_eq!(tried, BAD_NOTIFY.len());

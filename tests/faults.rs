@@ -8,7 +8,6 @@ mod support;
 
 use std::time::Duration;
 
-use hickory_proto::rr::RecordType;
 use support::dns::{DnsServer, Forge, Mode, labels};
 use support::*;
 
@@ -87,12 +86,7 @@ fn dns_faults_of_one_domain_keep_the_last_good_dest_say_why_and_recover() {
             "{mode:?}: the template's error names the domain: {template_error:?}"
         );
         // More polls of the failing domain: each could have written dest.
-        let asked = server.queries(D, RecordType::SRV);
-        assert!(
-            server.wait_queries(D, RecordType::SRV, asked, 2, secs(10.0)),
-            "{mode:?}: srvd kept asking\n{}",
-            d.log()
-        );
+        assert_polls(&server, &d, 2, &format!("{mode:?}"));
         assert_eq!(
             site.read("haproxy.cfg"),
             good,

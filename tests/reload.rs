@@ -50,12 +50,7 @@ fn without_rollback_a_failed_reload_keeps_the_new_file_and_stays_failing_until_a
     );
     assert!(site.read("haproxy.cfg").contains("db-009"));
     // Ten cycles later the reload is still owed.
-    let asked = server.queries(D, RecordType::SRV);
-    assert!(
-        server.wait_queries(D, RecordType::SRV, asked, 10, secs(8.0)),
-        "srvd kept polling\n{}",
-        d.log()
-    );
+    assert_polls(&server, &d, 10, "");
     let s = status_json(&addr);
     assert_eq!(s["templates"][0]["ok"], false, "{s}");
     assert!(
@@ -225,11 +220,6 @@ fn a_reload_interrupted_by_a_crash_is_run_at_the_next_start() {
         checks,
         "dest was up to date: nothing to check"
     );
-    let asked = server.queries(D, RecordType::SRV);
-    assert!(
-        server.wait_queries(D, RecordType::SRV, asked, 10, secs(8.0)),
-        "srvd kept polling\n{}",
-        d.log()
-    );
+    assert_polls(&server, &d, 10, "");
     assert_eq!(site.reloads(), 1, "once, not every cycle");
 }

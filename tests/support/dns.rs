@@ -302,19 +302,7 @@ impl DnsServer {
 
     /// Queries received for `domain` of type `rtype` (UDP and TCP).
     pub fn queries(&self, domain: &str, rtype: RecordType) -> usize {
-        let owner = name(domain);
-        self.state
-            .lock()
-            .unwrap()
-            .queries
-            .iter()
-            .filter(|(n, t, _)| *n == owner && *t == rtype)
-            .count()
-    }
-
-    /// All queries received, for any name and type.
-    pub fn total_queries(&self) -> usize {
-        self.state.lock().unwrap().queries.len()
+        self.count_queries(domain, |t, _| t == rtype)
     }
 
     /// Waits until `n` more queries for `domain` of type `rtype` than
@@ -332,13 +320,18 @@ impl DnsServer {
 
     /// Queries received over TCP for `domain`.
     pub fn tcp_queries(&self, domain: &str) -> usize {
+        self.count_queries(domain, |_, tcp| tcp)
+    }
+
+    /// Queries for `domain` whose (type, came over TCP) pass `keep`.
+    fn count_queries(&self, domain: &str, keep: impl Fn(RecordType, bool) -> bool) -> usize {
         let owner = name(domain);
         self.state
             .lock()
             .unwrap()
             .queries
             .iter()
-            .filter(|(n, _, tcp)| *n == owner && *tcp)
+            .filter(|(n, t, tcp)| *n == owner && keep(*t, *tcp))
             .count()
     }
 }

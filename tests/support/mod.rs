@@ -15,6 +15,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use hickory_proto::rr::RecordType;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -282,6 +283,38 @@ pub fn running(extra: &str) -> (dns::DnsServer, Site, Daemon) {
     let d = site.start();
     assert!(wait_until(secs(5.0), || site.reloads() == 1), "{}", d.log());
     (server, site, d)
+}
+
+/// Waits for `n` more SRV queries for `D` than `server` has had: proof that
+/// srvd kept polling, so that a test asserting that nothing happened
+/// meanwhile (no rewrite, no second check or reload) cannot pass because
+/// srvd stopped. The limit allows polls five times slower than the usual
+/// 100 ms interval, and 10 s more. `what` names the case in the message.
+pub fn assert_polls(server: &dns::DnsServer, d: &Daemon, n: usize, what: &str) {
+    let since = server.queries(D, RecordType::SRV);
+    assert!(
+        server.wait_queries(D, RecordType::SRV, since, n, secs(10.0 + n as f64 * 0.5)),
+        "{what}: srvd stopped polling: {} of {n} queries\n{}",
+        server.queries(D, RecordType::SRV) - since,
+        d.log()
+    );
+}
+
+/// Runs `srvd check` on srvd.toml `config` and asserts that it is refused
+/// as a config error (exit 78, sysexits.h's EX_CONFIG) with a message on
+/// stderr that contains each of `needles`, without a panic.
+pub fn assert_refused(site: &Site, what: &str, config: &str, needles: &[&str]) {
+    site.write("srvd.toml", config);
+    let out = site.run(&["check"]);
+    let msg = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(78), "{what}: exit code\n{msg}");
+    for n in needles {
+        assert!(
+            msg.contains(n),
+            "{what}: message should contain {n:?}:\n{msg}"
+        );
+    }
+    assert!(!msg.contains("panicked"), "{what}: {msg}");
 }
 
 /// `basic_config` with the status endpoint on a free port; returns its
