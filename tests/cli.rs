@@ -11,17 +11,19 @@ use support::*;
 
 const D: &str = "_mysql._tcp.example.com.";
 
-fn server() -> DnsServer {
-    let s = DnsServer::start();
-    s.set_srv(D, 0, &[(10, 5, 3306, "db-001.example.com.")]);
-    s
+/// A DNS server answering db-001 for `D`, and a site on the usual config
+/// plus `extra`.
+fn configured(extra: &str) -> (DnsServer, Site) {
+    let dns = DnsServer::start();
+    dns.set_srv(D, 0, &[(10, 5, 3306, "db-001.example.com.")]);
+    let site = Site::new();
+    basic_config(&site, &dns, extra);
+    (dns, site)
 }
 
 #[test]
 fn oneshot_exits_0_when_updated_or_up_to_date() {
-    let dns = server();
-    let site = Site::new();
-    basic_config(&site, &dns, "");
+    let (_dns, site) = configured("");
     let out = site.run(&["--oneshot"]);
     assert_eq!(
         out.status.code(),
@@ -38,9 +40,7 @@ fn oneshot_exits_0_when_updated_or_up_to_date() {
 
 #[test]
 fn oneshot_exits_1_when_dns_or_the_check_fails() {
-    let dns = server();
-    let site = Site::new();
-    basic_config(&site, &dns, "");
+    let (dns, site) = configured("");
     assert_eq!(site.run(&["--oneshot"]).status.code(), Some(0));
     dns.set_mode(D, Mode::ServFail);
     let out = site.run(&["--oneshot"]);
@@ -59,9 +59,7 @@ fn oneshot_exits_1_when_dns_or_the_check_fails() {
 
 #[test]
 fn oneshot_ignores_wait_and_cooldown() {
-    let dns = server();
-    let site = Site::new();
-    basic_config(&site, &dns, "cooldown = \"1h\"\nwait = \"1h\"");
+    let (dns, site) = configured("cooldown = \"1h\"\nwait = \"1h\"");
     assert_eq!(site.run(&["--oneshot"]).status.code(), Some(0));
     dns.set_srv(D, 0, &[(10, 5, 3306, "db-002.example.com.")]);
     assert_eq!(site.run(&["--oneshot"]).status.code(), Some(0));
@@ -70,9 +68,7 @@ fn oneshot_ignores_wait_and_cooldown() {
 
 #[test]
 fn dry_run_prints_the_diff_and_touches_nothing() {
-    let dns = server();
-    let site = Site::new();
-    basic_config(&site, &dns, "");
+    let (_dns, site) = configured("");
     site.write("haproxy.cfg", "backend db\n  server old old.:1 check\n");
     let out = site.run(&["--oneshot", "--dry-run"]);
     assert_eq!(out.status.code(), Some(0));
@@ -93,18 +89,14 @@ fn dry_run_prints_the_diff_and_touches_nothing() {
 
 #[test]
 fn dry_run_in_the_config_touches_nothing() {
-    let dns = server();
-    let site = Site::new();
-    basic_config(&site, &dns, "dryrun = true");
+    let (_dns, site) = configured("dryrun = true");
     assert_eq!(site.run(&["--oneshot"]).status.code(), Some(0));
     assert!(!site.exists("haproxy.cfg"));
 }
 
 #[test]
 fn the_go_srvd_flags_work_too() {
-    let dns = server();
-    let site = Site::new();
-    basic_config(&site, &dns, "");
+    let (_dns, site) = configured("");
     let out = Command::new(SRVD)
         .args([
             "-config",
@@ -121,9 +113,7 @@ fn the_go_srvd_flags_work_too() {
 
 #[test]
 fn no_check_and_no_reload_skip_their_commands() {
-    let dns = server();
-    let site = Site::new();
-    basic_config(&site, &dns, "");
+    let (_dns, site) = configured("");
     site.write("check.fail", "");
     assert_eq!(
         site.run(&["--oneshot", "--no-check", "--no-reload"])
@@ -138,9 +128,7 @@ fn no_check_and_no_reload_skip_their_commands() {
 
 #[test]
 fn render_prints_what_dest_would_be_from_dns_or_a_zone_file() {
-    let dns = server();
-    let site = Site::new();
-    basic_config(&site, &dns, "");
+    let (_dns, site) = configured("");
     let out = site.run(&["render"]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(
@@ -154,9 +142,7 @@ fn render_prints_what_dest_would_be_from_dns_or_a_zone_file() {
 
 #[test]
 fn render_with_a_zone_file_needs_no_dns_server() {
-    let dns = server();
-    let site = Site::new();
-    basic_config(&site, &dns, "");
+    let (_dns, site) = configured("");
     site.write(
         "z.zone",
         "$ORIGIN example.com.\n@ 30 IN SOA ns1 h 1 1 1 1 1\n_mysql._tcp 30 IN SRV 0 0 3307 zdb\n",
