@@ -1,11 +1,12 @@
 //! Helpers shared by srvd's integration tests: a real DNS server (`dns`), a
-//! NOTIFY_SOCKET (`systemd`), and the real srvd binary run in a temporary
-//! directory with its log captured, its status endpoint read, its processes
-//! watched.
+//! NOTIFY_SOCKET (`systemd`), a real HAProxy (`haproxy`), and the real srvd
+//! binary run in a temporary directory with its log captured, its status
+//! endpoint read, its processes watched.
 
 #![allow(dead_code)]
 
 pub mod dns;
+pub mod haproxy;
 pub mod systemd;
 
 use std::io::{BufRead, BufReader, Read, Write};
