@@ -26,6 +26,9 @@ fn two_domain_site(server: &DnsServer) -> (Site, String) {
         "domains = [\"_mysql._tcp.example.com\", \"_redis._tcp.example.com\"]",
     );
     site.write("srvd.toml", &text);
+    // A timeout long enough that a loaded machine still sees the answers a
+    // fault sends (garbage, a refusal) before it: 300 ms was not always.
+    site.set_key("dns_timeout", "\"1s\"");
     site.write("haproxy.cfg.tmpl", TWO_DOMAINS);
     (site, addr)
 }
