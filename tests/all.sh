@@ -12,7 +12,7 @@
 #      first.
 #
 #   bash tests/all.sh           # both stages (root, Debian 12)
-#   bash tests/all.sh --fast    # stage 1 only, as any user
+#   bash tests/all.sh --fast    # stage 1 only
 #
 # Each stage ends with "N passed, N failed": cargo test counts its tests,
 # every other step of stage 1 counts as one, a suite counts its checks. A
