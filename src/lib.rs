@@ -20,10 +20,14 @@ pub mod daemon;
 pub mod dns;
 /// One cycle: lookup, render, decide, apply, reload.
 pub mod engine;
+/// HAProxy's runtime API and master CLI.
+pub mod haproxy;
 /// The status endpoint's minimal HTTP server.
 pub mod http;
 /// stderr or journald logging.
 pub mod logging;
+/// Go srvd templates (text/template) converted to Tera.
+pub mod migrate;
 /// DNS NOTIFY listener: instant refresh when a zone changes.
 pub mod notify;
 /// When to apply a change: wait, cooldown, back-off.
