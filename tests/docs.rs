@@ -495,10 +495,11 @@ fn docs_templates_md_documents_every_template_variable_field_and_helper() {
 /// the first paragraph of its description.
 type Options = BTreeMap<Vec<String>, String>;
 
-/// The options of a `--help` text. An option starts on a line indented by at
-/// most six spaces with a dash; its description follows on the same line
-/// (short help) or on more indented lines (long help), and notes in brackets
-/// ([default: ...], [alias: ...]) are left out.
+/// The options and arguments of a `--help` text. One starts on a line
+/// indented by at most six spaces with a dash (an option) or `<` (an
+/// argument); its description follows on the same line (short help) or on
+/// more indented lines (long help), and notes in brackets ([default: ...],
+/// [alias: ...]) are left out.
 fn help_options(help: &str) -> Options {
     let mut options = Options::new();
     let mut section = "";
@@ -529,21 +530,18 @@ fn help_options(help: &str) -> Options {
             section = line;
             continue;
         }
-        if section != "Options:" {
+        if section != "Options:" && section != "Arguments:" {
             continue;
         }
         let indent = line.len() - line.trim_start().len();
-        if indent <= 6 && line.trim_start().starts_with('-') {
+        if indent <= 6 && line.trim_start().starts_with(['-', '<']) {
             finish(&mut current);
-            let mut flags = Vec::new();
+            let tokens: Vec<&str> = line.split_whitespace().collect();
+            let flags = flags_of(&tokens);
+            // The description: what follows the flags and their values.
             let mut rest = line.trim_start();
-            while let Some(token) = rest.split_whitespace().next() {
-                if token.starts_with('-') {
-                    flags.push(token.trim_end_matches(',').to_owned());
-                } else if !token.starts_with('<') {
-                    break;
-                }
-                rest = rest.trim_start()[token.len()..].trim_start();
+            for token in tokens.iter().take_while(|t| t.starts_with(['-', '<'])) {
+                rest = rest[token.len()..].trim_start();
             }
             let text = if rest.is_empty() {
                 vec![]
@@ -559,7 +557,21 @@ fn help_options(help: &str) -> Options {
     options
 }
 
-/// The OPTIONS section of a page that clap_mangen wrote.
+/// An option's flags ("-c", "--config") from the words that introduce it, or
+/// an argument's name ("<FILE>").
+fn flags_of(tokens: &[&str]) -> Vec<String> {
+    match tokens.first() {
+        Some(t) if t.starts_with('<') => vec![(*t).to_owned()],
+        _ => tokens
+            .iter()
+            .take_while(|t| t.starts_with(['-', '<']))
+            .filter(|t| t.starts_with('-'))
+            .map(|t| t.trim_end_matches(',').to_owned())
+            .collect(),
+    }
+}
+
+/// The OPTIONS section of a page that clap_mangen wrote (arguments included).
 fn man_options(page: &str) -> Options {
     let section = page
         .split(".SH OPTIONS")
@@ -569,12 +581,9 @@ fn man_options(page: &str) -> Options {
     tagged(section)
         .into_iter()
         .map(|(tag, text)| {
-            let flags = unroff(&tag)
-                .split_whitespace()
-                .take_while(|t| t.starts_with('-'))
-                .map(|t| t.trim_end_matches(',').to_owned())
-                .collect();
-            (flags, text)
+            let tag = unroff(&tag);
+            let tokens: Vec<&str> = tag.split_whitespace().collect();
+            (flags_of(&tokens), text)
         })
         .collect()
 }
