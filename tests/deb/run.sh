@@ -174,7 +174,8 @@ check "srvd.toml(5) gives each of the $ndefaults defaults of settings.rs${wrong:
 # src/records.rs.
 names=$(
   grep -oE 'register_(filter|function)\("[a-z0-9_]+"' "$root/src/render.rs" | sed -E 's/.*\("//; s/"$//'
-  grep -oE 'ctx\.insert\("[a-z0-9_]+"' "$root/src/render.rs" | sed -E 's/.*\("//; s/"$//'
+  # insert_value( may put its name on the next line (srvs): read the file as one line.
+  tr '\n' ' ' <"$root/src/render.rs" | grep -oE 'ctx\.insert(_value)?\( *"[a-z0-9_]+"' | sed -E 's/.*"([a-z0-9_]+)"$/\1/'
   awk '/^pub struct Srv \{/ { on = 1; next } on && /^}/ { exit }
        on && match($0, /^    pub [a-z0-9_]+:/) { s = substr($0, 9); sub(/:.*/, "", s); print s }' "$root/src/records.rs"
 )
