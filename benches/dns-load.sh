@@ -26,7 +26,7 @@ INTERVAL=1
 PORT_A=$((BASE_PORT + 10))
 PORT_B=$((BASE_PORT + 11))
 
-SRVD=$(bench_srvd_bin)
+SRVD=$(srvd_bin) || die "no srvd to measure"
 bench_init dns-load
 [ "$(id -u)" -eq 0 ] || die "the packet capture needs root"
 
@@ -89,11 +89,11 @@ kill -0 "$PID_A" && kill -0 "$PID_B" || die "srvd exited during the run"
 # Cross-check: srvd's counters and Knot's, read together (again if a poll
 # slipped in between).
 for attempt in 1 2 3 4 5; do
-  qa=$(metric "$PORT_A" srvd_dns_queries_total)
-  qb=$(metric "$PORT_B" srvd_dns_queries_total)
+  qa=$(metric srvd_dns_queries_total "http://127.0.0.1:$PORT_A")
+  qb=$(metric srvd_dns_queries_total "http://127.0.0.1:$PORT_B")
   zone_stats >"$T/stats2.txt"
-  [ "$qa" = "$(metric "$PORT_A" srvd_dns_queries_total)" ] &&
-    [ "$qb" = "$(metric "$PORT_B" srvd_dns_queries_total)" ] && break
+  [ "$qa" = "$(metric srvd_dns_queries_total "http://127.0.0.1:$PORT_A")" ] &&
+    [ "$qb" = "$(metric srvd_dns_queries_total "http://127.0.0.1:$PORT_B")" ] && break
   sleep 0.3
 done
 knot_a=0
