@@ -47,26 +47,14 @@ srvd_config() {
     echo "resolve_targets = $resolve"
     echo "status_port = $port"
     for ttl in $TTLS; do
-      cat <<EOF
-[[template]]
-name = "$prefix-ttl$ttl"
-src = "$TEMPLATE"
-dest = "$T/out/$prefix-ttl$ttl.cfg"
-domain = "$SRV_LABEL.$prefix-ttl$ttl.$PARENT"
-EOF
+      srvd_template "$prefix-ttl$ttl" "$TEMPLATE" "$T/out/$prefix-ttl$ttl.cfg" "$SRV_LABEL.$prefix-ttl$ttl.$PARENT"
     done
   } >"$file"
 }
 mkdir -p "$T/out"
 srvd_config "$T/a.toml" a false "$PORT_A"
 srvd_config "$T/b.toml" b true "$PORT_B"
-cat >>"$T/b.toml" <<EOF
-[[template]]
-name = "c-ttl30"
-src = "$TEMPLATE"
-dest = "$T/out/c-ttl30.cfg"
-domain = "$SRV_LABEL.c-ttl30.$PARENT"
-EOF
+srvd_template c-ttl30 "$TEMPLATE" "$T/out/c-ttl30.cfg" "$SRV_LABEL.c-ttl30.$PARENT" >>"$T/b.toml"
 
 # The readiness probe's queries are in the baseline, not in count.
 start_capture

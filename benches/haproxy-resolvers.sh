@@ -71,7 +71,7 @@ start_haproxy() {
   haproxy -c -q -f "$1" || die "haproxy refused $1"
   haproxy -db -f "$1" >>"$1.log" 2>&1 &
   HAPROXY_PID=$!
-  started "$HAPROXY_PID"
+  track_pid "$HAPROXY_PID"
   wait_for 10 test -S "$1.sock" || die "haproxy did not start: $(tail -n 5 "$1.log")"
 }
 

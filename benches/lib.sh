@@ -117,7 +117,7 @@ zone_stats() {
 # baseline of count.
 start_capture() {
   python3 "$HELPER" sniff "$DNS_PORT" "$T/queries.log" "$T/sniff.ready" 2>>"$T/sniff.err" &
-  started $!
+  track_pid $!
   wait_for 10 test -e "$T/sniff.ready" || die "the packet capture did not start: $(cat "$T/sniff.err")"
   zone_stats >"$T/stats0.txt"
 }

@@ -73,7 +73,7 @@ knot_start() {
   log="$(dirname "$conf")/knot.log"
   knotd -c "$conf" >>"$log" 2>&1 &
   KNOTD_PID=$!
-  started "$KNOTD_PID"
+  track_pid "$KNOTD_PID"
   for _ in $(seq 100); do
     kdig @"$addr" -p "$port" +short +time=1 +retry=0 SOA "$zone" 2>/dev/null | grep -q hostmaster &&
       return 0

@@ -37,6 +37,40 @@ eventually() {
   done
 }
 
+# has REGEX CMD...: CMD's output matches REGEX (extended). The output is
+# read whole first: grep -q stopping early would fail CMD with SIGPIPE.
+has() {
+  local re=$1 out
+  shift
+  out=$("$@" 2>/dev/null)
+  grep -qE -- "$re" <<<"$out"
+}
+
+# lacks REGEX CMD...: CMD succeeds and its output does not match REGEX.
+lacks() {
+  local re=$1 out
+  shift
+  out=$("$@" 2>/dev/null) || return 1
+  ! grep -qE -- "$re" <<<"$out"
+}
+
+# equals WANT CMD...: CMD prints exactly WANT.
+equals() {
+  local want=$1
+  shift
+  [ "$("$@" 2>/dev/null)" = "$want" ]
+}
+
+# at_least N CMD...: CMD prints a number >= N.
+at_least() {
+  local n=$1 got
+  shift
+  got=$("$@" 2>/dev/null) && [ -n "$got" ] && [ "$got" -ge "$n" ]
+}
+
+# fails CMD...: CMD exits non-zero.
+fails() { ! "$@" >/dev/null 2>&1; }
+
 summary() {
   echo "${SRVD_TESTS_PASSED} passed, ${SRVD_TESTS_FAILED} failed"
   [ "$SRVD_TESTS_FAILED" -eq 0 ]
@@ -96,9 +130,9 @@ free_port() {
 }
 
 # Every process a suite or benchmark started in the background, for
-# stop_started; started PID adds one.
+# stop_started; track_pid PID adds one.
 STARTED_PIDS=()
-started() { STARTED_PIDS+=("$1"); }
+track_pid() { STARTED_PIDS+=("$1"); }
 
 # stop_pid PID: stops one process started here: SIGTERM, then SIGKILL after
 # 5 s; reaps it and forgets it, so that a later stop_started cannot signal
@@ -121,7 +155,7 @@ stop_pid() {
   return 0
 }
 
-# stop_started: stops every process `started` recorded, the last started first.
+# stop_started: stops every process track_pid recorded, the last one first.
 stop_started() {
   local pids=("${STARTED_PIDS[@]}") i
   for ((i = ${#pids[@]} - 1; i >= 0; i--)); do stop_pid "${pids[i]}"; done
@@ -167,7 +201,15 @@ start_srvd() {
   shift 2
   "${SRVD_ENV[@]}" "${SRVD_SET_ENV[@]}" "$SRVD" --config "$config" "$@" >>"$log" 2>&1 &
   SRVD_PID=$!
-  started "$SRVD_PID"
+  track_pid "$SRVD_PID"
+}
+
+# srvd_template NAME SRC DEST DOMAIN [LINE...]: one [[template]] table of
+# srvd.toml, after a blank line, with any further key = value LINEs.
+srvd_template() {
+  printf '\n[[template]]\nname = "%s"\nsrc = "%s"\ndest = "%s"\ndomain = "%s"\n' "$1" "$2" "$3" "$4"
+  shift 4
+  [ "$#" -eq 0 ] || printf '%s\n' "$@"
 }
 
 # metric NAME [URL]: NAME's value (NAME with its labels, as /metrics

@@ -118,7 +118,7 @@ start_backends() {
   local n
   for n in 1 2 3; do
     python3 "$HELPER" backend "db-00$n" "127.0.0.1$n" "$BACKEND_PORT" >>"$T/backends.log" 2>&1 &
-    started $!
+    track_pid $!
   done
   for n in 1 2 3; do
     wait_for 10 backend_answers "127.0.0.1$n" "db-00$n" || die "backend db-00$n did not start"
@@ -135,7 +135,7 @@ start_haproxy() {
   haproxy -W -S "$T/haproxy/master.sock" -f "$T/haproxy/haproxy.cfg" -p "$T/haproxy/haproxy.pid" \
     >>"$T/haproxy/haproxy.log" 2>&1 &
   HAPROXY_PID=$!
-  started "$HAPROXY_PID"
+  track_pid "$HAPROXY_PID"
   wait_for 10 frontend_up || { tail -n 20 "$T/haproxy/haproxy.log" >&2; die "haproxy did not start"; }
 }
 
@@ -157,7 +157,7 @@ start_client() {
   python3 "$HELPER" client "$FRONTEND_ADDR" "$FRONTEND_PORT" "$CLIENT_LOG" --rate "$rate" \
     2>>"$T/client.err" &
   CLIENT_PID=$!
-  started "$CLIENT_PID"
+  track_pid "$CLIENT_PID"
 }
 
 stop_client() {

@@ -269,25 +269,10 @@ EOF
       pg) domain=_pg._tcp.example.org ;;
       *) die "no template $name" ;;
     esac
-    cat >>"$f" <<EOF
-
-[[template]]
-name = "$name"
-src = "$T/srv.tmpl"
-dest = "$T/out/$name.cfg"
-domain = "$domain"
-EOF
+    srvd_template "$name" "$T/srv.tmpl" "$T/out/$name.cfg" "$domain" >>"$f"
   done
   if [ "$SRVD_TICK" = 1 ]; then
-    cat >>"$f" <<EOF
-
-[[template]]
-name = "tick"
-src = "$T/srv.tmpl"
-dest = "$T/out/tick.cfg"
-domain = "_tick._tcp.example.org"
-interval = "1s"
-EOF
+    srvd_template tick "$T/srv.tmpl" "$T/out/tick.cfg" _tick._tcp.example.org 'interval = "1s"' >>"$f"
   fi
   if [ "$SRVD_NOTIFY" = 0 ]; then
     mv "$f" "$T/srvd.toml"
@@ -320,10 +305,11 @@ EOF
 start_nk_srvd() {
   python3 "$HELPER" sdlisten "$T/sd.sock" "$T/sd.log" 2>>"$T/sd.err" &
   SD_PID=$!
-  started "$SD_PID"
+  track_pid "$SD_PID"
   wait_for 5 test -S "$T/sd.sock" || die "the notify socket listener did not start"
-  SRVD_SET_ENV=(NOTIFY_SOCKET="$T/sd.sock" WATCHDOG_USEC=$WATCHDOG_USEC)
+  SRVD_SET_ENV=(NOTIFY_SOCKET="$T/sd.sock" WATCHDOG_USEC="$WATCHDOG_USEC")
   start_srvd "$T/srvd.toml" "$T/srvd.log" --log-level "$SRVD_LOG_LEVEL"
+  # shellcheck disable=SC2034 # read by start_srvd, the next time it runs
   SRVD_SET_ENV=()
 }
 
