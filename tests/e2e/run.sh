@@ -9,7 +9,7 @@
 #
 # CI runs it as root, but any user can: every port is above 1024. Run:
 #   SRVD_BIN=target/release/srvd bash tests/e2e/run.sh
-# (benches/haproxy-propagation.sh measures on the same stack.)
+# (benches/client-propagation.sh measures on the same stack.)
 # SRVD_E2E_KEEP=1 keeps the temporary directory (logs, configs) afterwards.
 set -uo pipefail
 

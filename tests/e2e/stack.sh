@@ -1,9 +1,9 @@
 # shellcheck shell=bash
-# The end-to-end stack, shared by run.sh and benches/haproxy-propagation.sh.
+# The end-to-end stack, shared by run.sh and benches/client-propagation.sh.
 # Source tests/lib.sh, then this, then call stack_init and the start_*
-# functions. Everything runs on loopback
-# addresses, out of one temporary directory, and stack_cleanup (installed as
-# the EXIT trap by stack_init) stops exactly the processes started here.
+# functions. Everything runs on loopback addresses, out of one temporary
+# directory, and stack_cleanup (installed as the EXIT trap by stack_init)
+# stops exactly the processes started here.
 #
 #   Knot DNS     authoritative for example.com on $DNS_ADDR:$DNS_PORT, updated
 #                with nsupdate (RFC 2136, signed with a TSIG key)
