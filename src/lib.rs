@@ -20,6 +20,8 @@ pub mod daemon;
 pub mod dns;
 /// One cycle: lookup, render, decide, apply, reload.
 pub mod engine;
+/// HAProxy's runtime API and master CLI.
+pub mod haproxy;
 /// The status endpoint's minimal HTTP server.
 pub mod http;
 /// stderr or journald logging.
