@@ -90,10 +90,11 @@ echo "From an nsupdate swapping the only SRV record to another backend, until th
   "from it through HAProxy (client at $RATE connections/s; check_cmd \`haproxy -c\`, reload by SIGUSR2 to the" \
   "master; wait unset, cooldown 0, dns_timeout 500ms). Machine: $(machine "$(srvd_bin)")."
 echo
-echo "| SRV and A TTL | interval | changes | p50 | p95 | max | failed connections | HAProxy reloads |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| SRV and A TTL | interval | wait | changes | p50 | p95 | max | failed connections | HAProxy reloads |"
+echo "|---|---|---|---|---|---|---|---|---|"
+secs() { awk -v ms="$1" 'BEGIN { printf "%.2f s", ms / 1000 }'; }
 for line in "${results[@]}"; do
   read -r ttl interval n p50 p95 max failed reloads <<<"$line"
-  echo "| $ttl s | $interval s | $n | $p50 ms | $p95 ms | $max ms | $failed | $reloads |"
+  echo "| $ttl s | $interval s | none | $n | $(secs "$p50") | $(secs "$p95") | $(secs "$max") | $failed | $reloads |"
 done
 echo
