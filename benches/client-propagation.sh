@@ -77,12 +77,10 @@ if [ "${1:-}" = --one ]; then
 fi
 
 . "$here/lib.sh"
-results=()
-for pair in $SETTINGS; do
-  log "client propagation: TTL ${pair%%:*} s, interval ${pair##*:} s, $CHANGES changes"
-  line=$(bash "$0" --one "${pair%%:*}" "${pair##*:}") || die "client propagation benchmark failed for $pair"
-  results+=("$line")
-done
+log "client propagation: TTL:interval $SETTINGS, $CHANGES changes each"
+# shellcheck disable=SC2086 # a list of pairs
+out=$(per_setting "client propagation" $SETTINGS) || exit 1
+mapfile -t results <<<"$out"
 
 echo "### Propagation to clients: srvd and HAProxy"
 echo

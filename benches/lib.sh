@@ -139,6 +139,17 @@ dns_update() {
 # The 1-minute load average, as uptime shows it.
 load1() { cut -d' ' -f1 /proc/loadavg; }
 
+# per_setting NAME TTL:INTERVAL...: runs "$0 --one TTL INTERVAL" for each
+# pair, each in its own process so that each gets a fresh stack, and prints
+# their result lines in order; dies naming the first pair that failed.
+per_setting() {
+  local name=$1 pair
+  shift
+  for pair in "$@"; do
+    bash "$0" --one "${pair%%:*}" "${pair##*:}" || die "$name benchmark failed for $pair"
+  done
+}
+
 # --- results ------------------------------------------------------------------
 
 # result KEY VALUE: one figure for run.sh's summary ($SRVD_BENCH_RESULTS).

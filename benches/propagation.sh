@@ -68,11 +68,9 @@ if [ "${1:-}" = --one ]; then
   exit
 fi
 
-lines=()
-for pair in $SETTINGS; do
-  line=$(bash "$0" --one "${pair%%:*}" "${pair##*:}") || die "propagation benchmark failed for $pair"
-  lines+=("$line")
-done
+# shellcheck disable=SC2086 # a list of pairs
+out=$(per_setting propagation $SETTINGS) || exit 1
+mapfile -t lines <<<"$out"
 
 echo "### Propagation: srvd"
 echo
