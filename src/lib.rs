@@ -26,6 +26,8 @@ pub mod haproxy;
 pub mod http;
 /// stderr or journald logging.
 pub mod logging;
+/// Go srvd templates (text/template) converted to Tera.
+pub mod migrate;
 /// DNS NOTIFY listener: instant refresh when a zone changes.
 pub mod notify;
 /// When to apply a change: wait, cooldown, back-off.
