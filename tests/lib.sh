@@ -148,7 +148,8 @@ stop_pid() {
     done
     kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
   fi
-  wait "$pid" 2>/dev/null
+  # Its exit status is the signal's: not a failure of the caller (set -e).
+  wait "$pid" 2>/dev/null || true
   for i in "${!STARTED_PIDS[@]}"; do
     [ "${STARTED_PIDS[i]}" != "$pid" ] || unset 'STARTED_PIDS[i]'
   done
