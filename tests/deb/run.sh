@@ -45,23 +45,6 @@ started=$SECONDS
 
 # --- helpers ----------------------------------------------------------------
 
-# has REGEX CMD...: CMD's output matches REGEX (extended).
-has() {
-  local re=$1
-  shift
-  "$@" 2>/dev/null | grep -qE -- "$re"
-}
-
-# equals WANT CMD...: CMD prints exactly WANT.
-equals() {
-  local want=$1
-  shift
-  [ "$("$@" 2>/dev/null)" = "$want" ]
-}
-
-# fails CMD...: CMD exits non-zero.
-fails() { ! "$@" >/dev/null 2>&1; }
-
 # Inside the container. The negative checks run their `!` inside too, so that
 # a container that is gone fails them instead of passing them.
 in_ct() { sysd_run "$@"; }
