@@ -73,10 +73,12 @@ impl<'a> Lexer<'a> {
         }
     }
 
+    /// The next character, not consumed.
     fn peek(&self) -> Option<char> {
         self.text[self.pos..].chars().next()
     }
 
+    /// Consumes the next character, counting lines.
     fn bump(&mut self) -> Option<char> {
         let c = self.peek()?;
         self.pos += c.len_utf8();
@@ -86,11 +88,15 @@ impl<'a> Lexer<'a> {
         Some(c)
     }
 
+    /// Marks the next character as the start of a token.
     fn begin(&mut self) {
         self.token_start = self.pos;
         self.token_line = self.line;
     }
 
+    /// The next token; `None` at the end of the text. Errors: a fault in
+    /// the text (one that hickory-proto's lexer refuses too), as a message;
+    /// `line` is where it stands.
     pub(super) fn next_token(&mut self) -> Result<Option<Token<'a>>, String> {
         loop {
             match self.at {

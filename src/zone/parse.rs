@@ -26,7 +26,8 @@ use hickory_proto::serialize::txt::parse_ttl;
 use super::Zone;
 use super::lex::{Lexer, Token};
 
-/// $INCLUDE nesting beyond this many files is an error (as in hickory-proto).
+/// An `$INCLUDE` with more than this many files open (the top one and those
+/// it includes, nested) is an error, as in hickory-proto.
 const MAX_INCLUDE_DEPTH: usize = 256;
 
 /// Parses the text of the master file at `path` (used for messages and to
@@ -97,6 +98,9 @@ enum State {
     },
 }
 
+/// Parses the text of one file into `cx`: the top file (`depth` 1) or one it
+/// includes (`depth` files open). Each entry is read as hickory-proto's
+/// parser reads it, state for state.
 fn parse_file(text: &str, path: &Path, depth: usize, cx: &mut Context) -> Result<(), String> {
     let at = |line: usize, e: &dyn std::fmt::Display| {
         format!("zone_file {}: line {line}: {e}", path.display())
