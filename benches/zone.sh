@@ -169,7 +169,18 @@ model=$(lscpu 2>/dev/null | awk -F: '/^Model name/ { sub(/^ +/, "", $2); print $
 mem=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 before_note=
 if [ -n "${SRVD_BEFORE:-}" ]; then
-  before_note=" The before column: $SRVD_BEFORE_NAME, the same runs up to $(printf "%'d" "$BEFORE_MAX") records."
+  before_note=" The before column: $SRVD_BEFORE_NAME, the same runs up to
+$(python3 -c 'import sys; print(f"{int(sys.argv[1]):,}")' "$BEFORE_MAX") records."
+fi
+# A busy machine makes a process wait for a core: say so beside the figures.
+busy_note=
+if python3 -c 'import sys; sys.exit(0 if max(map(float, sys.argv[2:])) > float(sys.argv[1]) else 1)' \
+  "$(nproc)" "${load_before%% *}" "${load_after%% *}"; then
+  busy_note="
+
+The machine was busy (a load average above its $(nproc) cores): the wall
+times include waiting for a core, the CPU times are what srvd itself spent.
+The budgets are for a quiet machine."
 fi
 
 doc="# Zone files: \`srvd render --zone\`
@@ -187,7 +198,7 @@ each size; peak RSS is the largest of the runs.$before_note
 Machine: ${model:-unknown CPU}, $(nproc) cores, $mem of memory, Linux
 $(uname -r); $(rustc --version 2>/dev/null | cut -d' ' -f1-2); $("$srvd" --version 2>/dev/null | head -n1) at commit
 $commit, release profile (fat LTO, opt-level s). Load average
-$load_before before the runs, $load_after after.
+$load_before before the runs, $load_after after.$busy_note
 
 $table"
 mkdir -p "$ROOT/docs/results"
