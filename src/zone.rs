@@ -8,10 +8,12 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
-use hickory_proto::serialize::txt::Parser;
 
 use crate::records::{self, Answer, LookupError};
 use crate::stamp::Stamp;
+
+mod lex;
+mod parse;
 
 pub struct ZoneFile {
     path: PathBuf,
@@ -110,20 +112,12 @@ impl ZoneFile {
     }
 }
 
+/// Reads and parses the file at `path`; the error names the file and, for a
+/// fault in its text, the line.
 fn read(path: &Path) -> Result<Zone, String> {
     let text =
         std::fs::read_to_string(path).map_err(|e| format!("zone_file {}: {e}", path.display()))?;
-    let (_origin, sets) = Parser::new(text, Some(path.to_owned()), None)
-        .parse()
-        .map_err(|e| format!("zone_file {}: {e}", path.display()))?;
-    let mut zone = Zone::default();
-    for (key, set) in sets {
-        zone.by_name
-            .entry(key.name.clone())
-            .or_default()
-            .extend(set.records_without_rrsigs().cloned());
-    }
-    Ok(zone)
+    parse::parse(&text, path)
 }
 
 #[cfg(test)]
