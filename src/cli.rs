@@ -16,7 +16,6 @@ use crate::config::DEFAULT_PATH;
     name = "srvd",
     version,
     about,
-    disable_help_subcommand = true,
     long_about = "srvd polls DNS SRV records (or a zone file), renders each configured \
         template with them, validates the result with the template's check command, \
         replaces the destination file atomically and runs the reload command, only when \
@@ -65,7 +64,7 @@ pub struct Cli {
 
     /// Log level for srvd's own messages: error, warn, info, debug, trace
     /// (default info; RUST_LOG is used when this is not given).
-    #[arg(long, value_name = "LEVEL", global = true)]
+    #[arg(long, value_name = "LEVEL", global = true, value_parser = log_level())]
     pub log_level: Option<LevelFilter>,
 
     #[command(subcommand)]
@@ -105,6 +104,14 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         completions: Option<PathBuf>,
     },
+}
+
+/// `--log-level`'s parser: clap then lists the levels when one is misspelt
+/// (`verbose`), which the `log` crate's own FromStr does not.
+fn log_level() -> impl clap::builder::TypedValueParser<Value = LevelFilter> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["off", "error", "warn", "info", "debug", "trace"])
+        .map(|s| s.parse::<LevelFilter>().unwrap_or(LevelFilter::Info))
 }
 
 /// The Go srvd's flags, as Go's flag package spells them, and their names here.

@@ -150,7 +150,14 @@ fn render(
             let i = templates
                 .iter()
                 .position(|t| &t.name == name || t.dest.as_os_str() == name.as_str())
-                .with_context(|| format!("no template named {name:?}"))?;
+                .with_context(|| {
+                    let names: Vec<&str> = templates.iter().map(|t| t.name.as_str()).collect();
+                    format!(
+                        "no template named {name:?}; the templates in {} are: {} (a dest path works too)",
+                        path.display(),
+                        names.join(", ")
+                    )
+                })?;
             vec![i]
         }
         None => (0..templates.len()).collect(),
