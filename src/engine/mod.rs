@@ -318,7 +318,7 @@ impl Engine {
         };
         let up_to_date = up_to_date || (self.settings.flags.dry_run && run.shown == Some(hash));
         let decision = plan::decide(&mut run.plan, hash, up_to_date, now, &t.timing, immediate);
-        run.change = Change::Idle;
+        let before = std::mem::take(&mut run.change);
         match decision {
             Decision::UpToDate => {
                 if run.targets.is_none() {
@@ -326,12 +326,25 @@ impl Engine {
                 }
                 // Healthy once no reload is owed for what dest holds.
                 if run.reload == Reload::Settled {
+                    run.confirmed = Some(SystemTime::now());
                     run.set_ok(t);
                 }
                 Ok(Prepared::UpToDate)
             }
             Decision::Defer { why, until } => {
                 run.change = Change::Waiting { why, until };
+                // Told once per deferral (a back-off is told by its failure).
+                let told = matches!(before, Change::Waiting { why: w, .. } if w == why);
+                if why != plan::Why::Backoff && !told {
+                    tlog!(
+                        Info,
+                        t,
+                        None,
+                        "{}: a change waits until {} ({why})",
+                        t.name,
+                        clock::rfc3339(clock::wall(until))
+                    );
+                }
                 // A change blocked by its back-off is still a failure; one
                 // waiting for quiescence or cooldown is healthy.
                 if why != plan::Why::Backoff {
@@ -403,7 +416,7 @@ impl Engine {
             let outcome = outcome.map_err(Arc::new);
             let rollback = self.settings.rollback_on_reload_failure;
             for r in group.replaced {
-                let step = reload::after_replace(&outcome, rollback);
+                let step = reload::after_replace(&outcome, rollback, r.previous.is_some());
                 let (t, run) = (&self.settings.templates[r.index], &mut self.runs[r.index]);
                 install::after_replace(t, run, r, step, &outcome, now, report);
             }
@@ -421,6 +434,12 @@ impl Engine {
         s.started = clock::rfc3339(self.started);
         if let Some(t) = self.last_change {
             s.set_last_change(t);
+        }
+        // The Go srvd's LastUpdate: when every dest was last confirmed to
+        // hold its current render, written or found so (after a restart too).
+        let confirmed: Option<Vec<SystemTime>> = self.runs.iter().map(|r| r.confirmed).collect();
+        if let Some(oldest) = confirmed.and_then(|c| c.into_iter().min()) {
+            s.last_update = clock::rfc3339(oldest);
         }
         s.ready = self.ready;
         s.config_error = self.config_error.clone();

@@ -101,6 +101,10 @@ pub fn template_status(t: &TemplateSettings, r: &TemplateRun) -> TemplateStatus 
             Change::Waiting { why, .. } => Some(why.to_string()),
             Change::Idle => None,
         },
+        pending_until: match r.change {
+            Change::Waiting { until, .. } => Some(clock::rfc3339(clock::wall(until))),
+            Change::Idle => None,
+        },
         changes: r.changes,
         check_failures: r.check_failures,
         reload_failures: r.reload_failures,
