@@ -519,6 +519,33 @@ mod tests {
         crate::config::parse(&text, std::path::Path::new("/x/srvd.toml")).unwrap()
     }
 
+    #[test]
+    fn a_failed_bind_says_what_to_change() {
+        use std::io::{Error, ErrorKind};
+        let at = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        let taken = bind_hint(at(8080), &Error::from(ErrorKind::AddrInUse));
+        assert!(
+            taken.contains("port 8080 in use by another program")
+                && taken.contains("status_port")
+                && taken.contains("--status-listen"),
+            "{taken}"
+        );
+        let low = bind_hint(at(80), &Error::from(ErrorKind::PermissionDenied));
+        assert!(
+            low.contains("permission denied below 1024") && low.contains("CAP_NET_BIND_SERVICE"),
+            "{low}"
+        );
+        assert_eq!(
+            bind_hint(at(8080), &Error::from(ErrorKind::PermissionDenied)),
+            "",
+            "no guess when the cause is something else"
+        );
+        assert_eq!(
+            bind_hint(at(8080), &Error::from(ErrorKind::AddrNotAvailable)),
+            ""
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn splay_spreads_the_first_lookup_only_when_dest_exists() {
         let dir = tempfile::tempdir().unwrap();
