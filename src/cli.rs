@@ -64,7 +64,13 @@ pub struct Cli {
 
     /// Log level for srvd's own messages: error, warn, info, debug, trace
     /// (default info; RUST_LOG is used when this is not given).
-    #[arg(long, value_name = "LEVEL", global = true, value_parser = log_level())]
+    #[arg(
+        long,
+        value_name = "LEVEL",
+        global = true,
+        value_parser = log_level(),
+        hide_possible_values = true
+    )]
     pub log_level: Option<LevelFilter>,
 
     #[command(subcommand)]

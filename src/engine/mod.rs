@@ -340,18 +340,7 @@ impl Engine {
             }
             Decision::Defer { why, until } => {
                 run.change = Change::Waiting { why, until };
-                // Told once per deferral (a back-off is told by its failure).
-                let told = matches!(before, Change::Waiting { why: w, .. } if w == why);
-                if why != plan::Why::Backoff && !told {
-                    tlog!(
-                        Info,
-                        t,
-                        None,
-                        "{}: a change waits until {} ({why})",
-                        t.name,
-                        clock::rfc3339(clock::wall(until))
-                    );
-                }
+                report::log_waiting(t, before, run.change);
                 // A change blocked by its back-off is still a failure; one
                 // waiting for quiescence or cooldown is healthy.
                 if why != plan::Why::Backoff {
@@ -588,11 +577,8 @@ impl Engine {
         if let Some(t) = self.last_change {
             s.set_last_change(t);
         }
-        // The Go srvd's LastUpdate: when every dest was last confirmed to
-        // hold its current render, written or found so (after a restart too).
-        let confirmed: Option<Vec<SystemTime>> = self.runs.iter().map(|r| r.confirmed).collect();
-        if let Some(oldest) = confirmed.and_then(|c| c.into_iter().min()) {
-            s.last_update = clock::rfc3339(oldest);
+        if let Some(t) = report::last_confirmed(&self.runs) {
+            s.last_update = clock::rfc3339(t);
         }
         s.ready = self.ready;
         s.config_error = self.config_error.clone();
