@@ -38,7 +38,8 @@ pub struct Counters {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Snapshot {
-    /// The Go srvd's field: when a change was last applied.
+    /// The Go srvd's field: when every dest was last confirmed current
+    /// (written and reloaded, or found up to date); Go's zero time before.
     #[serde(rename = "LastUpdate")]
     pub last_update: String,
     /// The Go srvd's field: every template healthy.
@@ -76,6 +77,8 @@ pub struct TemplateStatus {
     pub last_success: Option<String>,
     /// Why a rendered change is waiting, if one is.
     pub pending: Option<String>,
+    /// Until when it waits (RFC 3339, UTC).
+    pub pending_until: Option<String>,
     pub changes: u64,
     pub check_failures: u64,
     pub reload_failures: u64,
@@ -480,6 +483,7 @@ mod tests {
             last_change: None,
             last_success: None,
             pending: None,
+            pending_until: None,
             changes: 3,
             check_failures: 1,
             reload_failures: 0,

@@ -599,6 +599,9 @@ fn help_commands(help: &str) -> BTreeMap<String, String> {
             let (name, about) = l.trim().split_once(' ')?;
             Some((name.to_owned(), words(about)))
         })
+        // clap's own `srvd help [COMMAND]` prints the same --help text: it
+        // has no page of its own.
+        .filter(|(name, _)| name != "help")
         .collect()
 }
 

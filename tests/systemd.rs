@@ -7,6 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use hickory_proto::rr::RecordType;
 use nix::sys::signal::Signal;
 use support::dns::{DnsServer, Mode};
 use support::systemd::NotifySocket;
@@ -149,6 +150,52 @@ fn the_watchdog_goes_quiet_when_the_loop_is_wedged() {
         before,
         "no ping from a wedged loop"
     );
+}
+
+/// The request that socket-activates srvd is answered once the first cycle
+/// is done, with what it found, never `Ok: false` for "not tried yet". The
+/// DNS server answers late so that the request surely comes first.
+#[test]
+fn socket_activation_answers_the_first_request_after_the_first_cycle() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let dns = DnsServer::start();
+    dns.set_srv(D, 0, &[(1, 1, 3306, "db-001.example.com.")]);
+    dns.set_delay(secs(0.8));
+    let site = Site::new();
+    let text = basic_config(&site, &dns, "dns_timeout = \"3s\"").replace("nohttpd = true\n", "");
+    site.write("srvd.toml", &text.replace("dns_timeout = \"300ms\"\n", ""));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let fd = listener.as_raw_fd();
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!(
+            "LISTEN_PID=$$ LISTEN_FDS=1 exec {} --config {}",
+            srvd_bin(),
+            site.path("srvd.toml").display()
+        ))
+        .stderr(std::process::Stdio::null());
+    // SAFETY: dup2 is async-signal-safe; fd 3 becomes the passed socket.
+    unsafe {
+        cmd.pre_exec(move || {
+            if nix::libc::dup2(fd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    // The first request, as a client of srvd.socket sends it: at once.
+    let (code, body) = http_get(&addr, "/status");
+    drop(listener);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["Ok"], true, "{v}");
+    assert!(dns.queries(D, RecordType::SRV) >= 1, "DNS was asked");
+    assert!(site.read("haproxy.cfg").contains("db-001"));
 }
 
 #[test]

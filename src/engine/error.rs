@@ -55,6 +55,9 @@ pub enum Rollback {
     Failed(anyhow::Error),
     /// Kept on purpose (`disable_rollback_on_reload_failure`).
     Kept,
+    /// Kept: dest did not exist before, so there was nothing to roll back
+    /// to, and the middleware needs the checked file to start.
+    FirstVersion,
 }
 
 impl Error {
@@ -105,6 +108,13 @@ impl fmt::Display for Error {
                     Rollback::Done => f.write_str("rolled back to the previous content")?,
                     Rollback::Failed(e) => write!(f, "rollback FAILED: {e:#}")?,
                     Rollback::Kept => f.write_str("kept (disable_rollback_on_reload_failure)")?,
+                    Rollback::FirstVersion => {
+                        return write!(
+                            f,
+                            "kept (checked, and there was no previous version to roll back to); reload retried in {}",
+                            display(*backoff)
+                        );
+                    }
                 }
                 write!(
                     f,

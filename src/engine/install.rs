@@ -101,6 +101,7 @@ pub fn after_replace(
             plan::applied(&mut run.plan, now);
             run.reload = Reload::Settled;
             run.changes += 1;
+            run.confirmed = Some(SystemTime::now());
             run.set_ok(t);
             report.changed.push(i);
             return;
@@ -133,7 +134,11 @@ pub fn after_replace(
             retry_at: now + backoff,
             backoff,
         };
-        Rollback::Kept
+        if r.previous.is_some() {
+            Rollback::Kept
+        } else {
+            Rollback::FirstVersion
+        }
     };
     run.set_failing(
         t,
@@ -162,6 +167,7 @@ pub fn after_owed(
         (Next::Done, _) => {
             apply::clear_reload_owed(&apply::real_dest(&t.dest));
             run.reload = Reload::Settled;
+            run.confirmed = Some(SystemTime::now());
             tlog!(Info, t, None, "{}: owed reload done", t.name);
             run.set_ok(t);
         }

@@ -325,7 +325,7 @@ impl Engine {
         };
         let up_to_date = up_to_date || (self.settings.flags.dry_run && run.shown == Some(hash));
         let decision = plan::decide(&mut run.plan, hash, up_to_date, now, &t.timing, immediate);
-        run.change = Change::Idle;
+        let before = std::mem::take(&mut run.change);
         match decision {
             Decision::UpToDate => {
                 if run.targets.is_none() {
@@ -333,12 +333,14 @@ impl Engine {
                 }
                 // Healthy once no reload is owed for what dest holds.
                 if run.reload == Reload::Settled {
+                    run.confirmed = Some(SystemTime::now());
                     run.set_ok(t);
                 }
                 Ok(Prepared::UpToDate)
             }
             Decision::Defer { why, until } => {
                 run.change = Change::Waiting { why, until };
+                report::log_waiting(t, before, run.change);
                 // A change blocked by its back-off is still a failure; one
                 // waiting for quiescence or cooldown is healthy.
                 if why != plan::Why::Backoff {
@@ -432,7 +434,7 @@ impl Engine {
             let outcome = outcome.map_err(Arc::new);
             let rollback = self.settings.rollback_on_reload_failure;
             for r in group.replaced {
-                let step = reload::after_replace(&outcome, rollback);
+                let step = reload::after_replace(&outcome, rollback, r.previous.is_some());
                 let (t, run) = (&self.settings.templates[r.index], &mut self.runs[r.index]);
                 install::after_replace(t, run, r, step, &outcome, now, report);
             }
@@ -574,6 +576,9 @@ impl Engine {
         s.started = clock::rfc3339(self.started);
         if let Some(t) = self.last_change {
             s.set_last_change(t);
+        }
+        if let Some(t) = report::last_confirmed(&self.runs) {
+            s.last_update = clock::rfc3339(t);
         }
         s.ready = self.ready;
         s.config_error = self.config_error.clone();

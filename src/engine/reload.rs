@@ -95,14 +95,19 @@ pub enum Next {
 }
 
 /// The next step for a template just replaced, after `outcome`.
+/// `had_previous`: dest existed before. A first version has nothing to roll
+/// back to, and removing a checked file helps no one: the middleware that
+/// could not be reloaded (often not running yet) needs it to start. It is
+/// kept and its reload owed.
 pub fn after_replace<F: std::borrow::Borrow<Failure>>(
     outcome: &Result<(), F>,
     rollback: bool,
+    had_previous: bool,
 ) -> Next {
     match outcome.as_ref().map_err(|f| f.borrow()) {
         Ok(()) => Next::Done,
         Err(Failure::Stopped) => Next::Interrupted,
-        Err(_) if rollback => Next::RollBack,
+        Err(_) if rollback && had_previous => Next::RollBack,
         Err(_) => Next::KeepAndOwe,
     }
 }
@@ -210,13 +215,31 @@ mod tests {
     #[test]
     fn a_failed_reload_rolls_back_unless_told_to_keep() {
         let failed: Result<(), Failure> = Err(Failure::Timeout(std::time::Duration::from_secs(1)));
-        assert_eq!(after_replace(&failed, true), Next::RollBack);
-        assert_eq!(after_replace(&failed, false), Next::KeepAndOwe);
-        assert_eq!(after_replace(&Ok::<(), Failure>(()), true), Next::Done);
+        assert_eq!(after_replace(&failed, true, true), Next::RollBack);
+        assert_eq!(after_replace(&failed, false, true), Next::KeepAndOwe);
         assert_eq!(
-            after_replace(&Err::<(), _>(Failure::Stopped), true),
+            after_replace(&Ok::<(), Failure>(()), true, true),
+            Next::Done
+        );
+        assert_eq!(
+            after_replace(&Err::<(), _>(Failure::Stopped), true, true),
             Next::Interrupted,
             "stopping is not a failure of the content"
+        );
+    }
+
+    #[test]
+    fn a_first_version_is_kept_and_its_reload_owed_when_the_reload_fails() {
+        let failed: Result<(), Failure> = Err(Failure::Timeout(std::time::Duration::from_secs(1)));
+        assert_eq!(after_replace(&failed, true, false), Next::KeepAndOwe);
+        assert_eq!(after_replace(&failed, false, false), Next::KeepAndOwe);
+        assert_eq!(
+            after_replace(&Ok::<(), Failure>(()), true, false),
+            Next::Done
+        );
+        assert_eq!(
+            after_replace(&Err::<(), _>(Failure::Stopped), true, false),
+            Next::Interrupted
         );
     }
 

@@ -142,6 +142,9 @@ pub struct TemplateRun {
     pub targets: Option<BTreeSet<String>>,
     pub last_change: Option<SystemTime>,
     pub last_success: Option<SystemTime>,
+    /// The last time dest was known to hold the current render with its
+    /// reload done: found so at a cycle, or written and reloaded.
+    pub confirmed: Option<SystemTime>,
     pub changes: u64,
     pub check_failures: u64,
     pub reload_failures: u64,
