@@ -72,7 +72,7 @@ fn find_head_end(buf: &[u8]) -> Option<usize> {
 }
 
 /// Picks the response for a request head. A plain function, tested below.
-fn route(head: &str, snapshot: &Snapshot) -> (u16, &'static str, String, bool) {
+fn route(head: &str, snapshot: &Arc<Snapshot>) -> (u16, &'static str, String, bool) {
     let mut parts = head.lines().next().unwrap_or("").split_whitespace();
     let (method, target, version) = (parts.next(), parts.next(), parts.next());
     let (Some(method), Some(target), Some(version)) = (method, target, version) else {
@@ -91,7 +91,7 @@ fn route(head: &str, snapshot: &Snapshot) -> (u16, &'static str, String, bool) {
         "/status" => (200, "application/json", snapshot.json() + "\n", head_only),
         "/metrics" => (
             200,
-            "text/plain; version=0.0.4; charset=utf-8",
+            prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
             snapshot.metrics_text(),
             head_only,
         ),
@@ -137,7 +137,7 @@ mod tests {
 
     #[test]
     fn routes_status_metrics_and_refuses_the_rest() {
-        let s = Snapshot::new("x".into());
+        let s = Arc::new(Snapshot::new("x".into()));
         assert_eq!(route("GET /status HTTP/1.1\r\nHost: x", &s).0, 200);
         assert!(
             route("GET /status?pretty HTTP/1.0", &s)
