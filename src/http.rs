@@ -2,7 +2,10 @@
 //! hyper on srvd's own runtime, one request per connection. Every connection
 //! is bounded in size, time and number, so a slow or hostile client cannot
 //! hold memory or stall the poll loop: they run as their own tasks and only
-//! ever read the latest published snapshot.
+//! ever read the latest published snapshot. hyper costs 153 KiB of binary
+//! and about 0.4 MiB of peak RSS under load over the hand-written server it
+//! replaced (docs/results/dependencies.md), under the 0.5 MiB that would
+//! have justified keeping our own.
 
 use std::convert::Infallible;
 use std::sync::Arc;
