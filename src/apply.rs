@@ -1,6 +1,6 @@
 //! Files on disk: what dest holds now, the staged file beside it, the atomic
-//! replace, and the rollback. Checking and reloading are run by the engine
-//! between these steps.
+//! replace, the rollback, and the marker of a reload still owed. Checking and
+//! reloading are run by the engine between these steps.
 //!
 //! Crash safety: the staged file is written and fsynced before `rename(2)`
 //! puts it in place, and the directory is fsynced after, so a crash at any
@@ -18,6 +18,10 @@ use crate::config::Perms;
 
 /// Prefix of staged files in dest's directory.
 const STAGED_PREFIX: &str = ".srvd-staged-";
+
+/// Prefix of the marker that says "dest changed, its reload has not
+/// succeeded yet": it survives a crash so that the next start reloads.
+const RELOAD_MARKER: &str = ".srvd-reload-pending-";
 
 /// Mode, owner and group of a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,29 +52,6 @@ pub fn real_dest(dest: &Path) -> PathBuf {
         }),
         _ => dest.to_owned(),
     }
-}
-
-/// What identifies one version of a file: any write, rename, chmod or chown
-/// changes it (ctime moves on each of them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stamp {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime_ns: i128,
-    ctime_ns: i128,
-}
-
-/// Dest's stamp, or None when it cannot be had (missing, unreadable).
-pub fn stamp(path: &Path) -> Option<Stamp> {
-    let m = fs::metadata(path).ok()?;
-    Some(Stamp {
-        dev: m.dev(),
-        ino: m.ino(),
-        size: m.size(),
-        mtime_ns: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
-        ctime_ns: m.ctime() as i128 * 1_000_000_000 + m.ctime_nsec() as i128,
-    })
 }
 
 /// Reads dest; `None` when it does not exist yet.
@@ -305,6 +286,34 @@ pub fn restore(dest: &Path, previous: Option<&DestFile>) -> Result<()> {
     }
 }
 
+/// The crash marker of `dest` (its real path): a file beside it named
+/// `.srvd-reload-pending-` + dest's file name.
+fn marker_path(dest: &Path) -> PathBuf {
+    let base = dest
+        .file_name()
+        .map(|b| b.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dest.with_file_name(format!("{RELOAD_MARKER}{base}"))
+}
+
+/// Leaves the crash marker beside `dest` before it is replaced, so that a
+/// crash between the replace and a successful reload makes the next start
+/// reload. Best effort: without it, srvd only loses that guarantee.
+pub fn mark_reload_owed(dest: &Path) {
+    let _ = File::create(marker_path(dest));
+}
+
+/// Removes the crash marker of `dest`: its reload succeeded, or dest went back
+/// to what the middleware already runs. Best effort, as `mark_reload_owed`.
+pub fn clear_reload_owed(dest: &Path) {
+    let _ = fs::remove_file(marker_path(dest));
+}
+
+/// Whether a crash interrupted a reload after `dest` was last replaced.
+pub fn reload_owed(dest: &Path) -> bool {
+    marker_path(dest).exists()
+}
+
 /// Removes staged files of dest left by an earlier crash. Returns what it removed.
 pub fn remove_stale(dest: &Path) -> Vec<PathBuf> {
     let Some(base) = dest.file_name().map(|b| b.to_string_lossy().into_owned()) else {
@@ -464,6 +473,18 @@ mod tests {
             [dir.path().join(".srvd-staged-0123abcd-haproxy.cfg")]
         );
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 3);
+    }
+
+    #[test]
+    fn the_reload_marker_sits_beside_dest_until_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("haproxy.cfg");
+        assert!(!reload_owed(&dest));
+        mark_reload_owed(&dest);
+        assert!(reload_owed(&dest));
+        assert!(dir.path().join(".srvd-reload-pending-haproxy.cfg").exists());
+        clear_reload_owed(&dest);
+        assert!(!reload_owed(&dest));
     }
 
     #[test]

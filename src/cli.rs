@@ -76,6 +76,16 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         template: Option<String>,
     },
+    /// Convert a Go srvd template to Tera and print it on stdout.
+    ///
+    /// The Go text/template is converted so that it renders the same bytes;
+    /// notes on stderr say where srvd's output may still differ. What cannot
+    /// be converted is listed with its line and column, and srvd exits 1.
+    MigrateTemplate {
+        /// The Go srvd template, e.g. /etc/haproxy/haproxy.cfg.tmpl.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
     /// Write the man page and shell completions (used by packaging).
     #[command(hide = true)]
     Generate {

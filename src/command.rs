@@ -91,11 +91,6 @@ impl CommandLine {
             })
             .collect()
     }
-
-    /// Whether the command mentions the staged file, as a check must.
-    pub fn uses_src(&self) -> bool {
-        self.words.iter().flatten().any(|p| *p == Piece::Src)
-    }
 }
 
 /// Stand-ins for the placeholders while the text is split into words:
@@ -432,7 +427,6 @@ mod tests {
                 argv,
                 ["/usr/sbin/haproxy", "-c", "-V", "-f", "/etc/.staged"]
             );
-            assert!(cmd.uses_src());
             assert_eq!(cmd.label(), "haproxy");
         }
     }
@@ -442,7 +436,6 @@ mod tests {
         let cmd = CommandLine::parse(r#"sh -c 'cp "$0" /tmp/x' --file={{ dest }}.bak"#).unwrap();
         let argv = cmd.expand(Path::new("/a b/s"), Path::new("/d e/f"));
         assert_eq!(argv, ["sh", "-c", r#"cp "$0" /tmp/x"#, "--file=/d e/f.bak"]);
-        assert!(!cmd.uses_src());
     }
 
     #[test]

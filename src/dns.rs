@@ -27,9 +27,6 @@ use hickory_resolver::{NameServerPool, PoolContext, TlsConfig};
 use crate::config::{DnsSettings, Net, Servers};
 use crate::records::{self, Answer, LookupError};
 
-/// CNAME hops followed across queries (each hop is one more query).
-const MAX_HOPS: usize = 4;
-
 /// Sends srvd's queries to the configured name servers.
 #[derive(Clone)]
 pub struct Resolver {
@@ -112,11 +109,6 @@ impl Resolver {
         self
     }
 
-    /// Queries sent so far (each attempt that reached the pool counts once).
-    pub fn queries(&self) -> u64 {
-        self.sent.load(Ordering::Relaxed)
-    }
-
     async fn query(&self, name: &Name, rtype: RecordType) -> Result<Message, LookupError> {
         self.query_negative(name, rtype).await.map_err(|(e, _)| e)
     }
@@ -151,7 +143,8 @@ impl Resolver {
         let mut collected: Vec<Record> = Vec::new();
         let mut additionals: Vec<Record> = Vec::new();
         let mut name = domain.clone();
-        for _ in 0..MAX_HOPS {
+        // The first query, then one per hop that leaves the answers so far.
+        for _ in 0..=records::MAX_CNAME_HOPS {
             match self.query(&name, RecordType::SRV).await {
                 Ok(message) => {
                     collected.extend(message.answers);

@@ -100,9 +100,9 @@ impl log::kv::Source for Fields<'_> {
     }
 }
 
-/// Logs `args` at `level` with `fields`.
-pub fn event(level: log::Level, fields: &Fields, args: std::fmt::Arguments) {
-    let target = "srvd::engine";
+/// Logs `args` at `level` with `fields`, under `target` (the caller's module,
+/// so that `RUST_LOG=srvd::engine=debug` picks the engine's events).
+pub fn event(target: &'static str, level: log::Level, fields: &Fields, args: std::fmt::Arguments) {
     if level > log::max_level()
         || !log::logger().enabled(&Metadata::builder().level(level).target(target).build())
     {
@@ -113,8 +113,31 @@ pub fn event(level: log::Level, fields: &Fields, args: std::fmt::Arguments) {
             .args(args)
             .level(level)
             .target(target)
-            .module_path_static(Some("srvd::engine"))
+            .module_path_static(Some(target))
             .key_values(fields)
             .build(),
     );
 }
+
+/// Logs an event about template `t` (a `&TemplateSettings`), with its journal
+/// fields (SRVD_TEMPLATE, SRVD_DEST, one SRVD_DOMAIN per domain, and
+/// SRVD_COMMAND when `cmd` names one), under the calling module's target:
+/// `tlog!(Warn, t, Some(cmd), "{}: ...", t.name)`.
+macro_rules! tlog {
+    ($level:ident, $t:expr, $cmd:expr, $($arg:tt)+) => {{
+        let t: &$crate::config::TemplateSettings = $t;
+        let domains: Vec<&str> = t.domains.iter().map(|d| d.text.as_str()).collect();
+        $crate::logging::event(
+            module_path!(),
+            log::Level::$level,
+            &$crate::logging::Fields {
+                template: &t.name,
+                dest: &t.dest.to_string_lossy(),
+                domains: &domains,
+                command: $cmd,
+            },
+            format_args!($($arg)+),
+        )
+    }};
+}
+pub(crate) use tlog;

@@ -49,6 +49,33 @@ fn run(cli: Cli) -> Result<u8> {
         Some(Command::Check) => check(&cli.config),
         Some(Command::Render { zone, template }) => render(&cli.config, zone, template),
         Some(Command::Generate { man, completions }) => generate(man, completions),
+        Some(Command::MigrateTemplate { file }) => migrate_template(&file),
+    }
+}
+
+/// `srvd migrate-template`: the Tera form of a Go srvd template on stdout.
+fn migrate_template(path: &std::path::Path) -> Result<u8> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading template {}", path.display()))?;
+    match srvd::migrate::convert(&text) {
+        Ok(converted) => {
+            for note in &converted.notes {
+                log::warn!("{}:{note}", path.display());
+            }
+            print!("{}", converted.text);
+            Ok(0)
+        }
+        Err(problems) => {
+            let lines: Vec<String> = problems
+                .iter()
+                .map(|p| format!("{}:{p}", path.display()))
+                .collect();
+            anyhow::bail!(
+                "cannot convert {} (see docs/migrating-templates.md):\n{}",
+                path.display(),
+                lines.join("\n")
+            )
+        }
     }
 }
 
@@ -221,5 +248,5 @@ Stop: running check and reload commands are killed with their process group.
 \fI/etc/srvd/srvd.toml\fR
 The default config.
 .SH "SEE ALSO"
-\fBsrvd.toml\fR(5), \fBsrvd\-check\fR(8), \fBsrvd\-render\fR(8), \fBsystemd.service\fR(5), \fBhaproxy\fR(1)
+\fBsrvd.toml\fR(5), \fBsrvd\-check\fR(8), \fBsrvd\-render\fR(8), \fBsrvd\-migrate\-template\fR(8), \fBsystemd.service\fR(5), \fBhaproxy\fR(1)
 "#;

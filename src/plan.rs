@@ -1,5 +1,6 @@
 //! When to apply a rendered change: quiescence (`wait`), `cooldown`, and the
-//! back-off after a failed check or reload. Plain functions over values and
+//! back-off after a failed check or reload (also the one an owed reload
+//! retries by). Plain functions over values and
 //! instants, so every rule is tested without clocks, sockets or files.
 
 use std::time::{Duration, Instant};
@@ -140,13 +141,21 @@ pub fn applied(state: &mut PlanState, now: Instant) {
     state.last_applied = Some(now);
 }
 
+/// srvd's one back-off: `BACKOFF_START` after a first failure (`previous`
+/// None, or shorter than the start), then twice the previous wait, at most
+/// `BACKOFF_MAX`. Used for a change that fails its check or reload and for an
+/// owed reload that fails again.
+pub fn next_backoff(previous: Option<Duration>) -> Duration {
+    match previous {
+        Some(b) => (b * 2).clamp(BACKOFF_START, BACKOFF_MAX),
+        None => BACKOFF_START,
+    }
+}
+
 /// The change failed its check or reload: do not try the same content again
 /// before the back-off, which doubles while the same content keeps failing.
 pub fn failed(state: &mut PlanState, hash: u64, now: Instant) -> Duration {
-    let backoff = match state.failed {
-        Some(f) if f.hash == hash => (f.backoff * 2).min(BACKOFF_MAX),
-        _ => BACKOFF_START,
-    };
+    let backoff = next_backoff(state.failed.filter(|f| f.hash == hash).map(|f| f.backoff));
     state.failed = Some(Failed {
         hash,
         retry_at: now + backoff,
@@ -308,6 +317,20 @@ mod tests {
             now += b;
         }
         assert_eq!(waits, [10, 20, 40, 80, 160, 300, 300, 300]);
+    }
+
+    #[test]
+    fn the_back_off_starts_at_ten_seconds_and_doubles_to_five_minutes() {
+        let mut b = None;
+        let mut waits = Vec::new();
+        for _ in 0..7 {
+            let next = next_backoff(b);
+            waits.push(next.as_secs());
+            b = Some(next);
+        }
+        assert_eq!(waits, [10, 20, 40, 80, 160, 300, 300]);
+        // A retry owed from before a restart has no back-off yet.
+        assert_eq!(next_backoff(Some(Duration::ZERO)), BACKOFF_START);
     }
 
     #[test]

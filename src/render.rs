@@ -52,6 +52,19 @@ impl Renderer {
         let mut names = Vec::new();
         for (name, text) in sources {
             if !tera.contains_template(&name) {
+                // Tera reads much of Go's syntax as something else (`{{ range
+                // .srvs }}` compiles, as a variable `range.srvs`), so a Go
+                // template is named as such before Tera says anything.
+                if let Some(go) = go_syntax(&text) {
+                    errors.push(format!(
+                        "template {name}:{}:{}: this looks like a Go srvd template \
+                         (text/template syntax): `{}`; srvd templates are Tera: convert it \
+                         with `srvd migrate-template {name}` (see docs/migrating.md)",
+                        go.line, go.column, go.action
+                    ));
+                    names.push(name);
+                    continue;
+                }
                 if let Err(e) = tera.add_raw_template(&name, &text) {
                     errors.push(format!("template {}", error_text(&e)));
                 }
@@ -98,6 +111,82 @@ impl Renderer {
             )),
         }
     }
+}
+
+/// Where a template uses Go text/template syntax (the Go srvd's templates).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GoSyntax {
+    /// 1-based line of the action.
+    pub line: usize,
+    /// 1-based column (in characters) of its `{{`.
+    pub column: usize,
+    /// The action as written, up to its `}}` or the end of its line.
+    pub action: String,
+}
+
+/// The first `{{ ... }}` of `text` that only Go's text/template reads: one
+/// starting with `.`, `$` or a `/*` comment (`{{ .Target }}`, `{{ $srvs :=
+/// ... }}`), a Go control word (`{{ range .srvs }}`, `{{ end }}`), or a
+/// function applied to space-separated arguments (`{{ fetchsrvs .domains
+/// "x" }}`). None of these is a Tera expression that renders with srvd's
+/// context, so a Tera template is never flagged.
+pub fn go_syntax(text: &str) -> Option<GoSyntax> {
+    let mut from = 0;
+    while let Some(found) = text[from..].find(['{']) {
+        let at = from + found;
+        from = at + 1;
+        // Tera comments may quote Go syntax.
+        if text[at..].starts_with("{#") {
+            match text[at..].find("#}") {
+                Some(end) => from = at + end + 2,
+                None => return None,
+            }
+            continue;
+        }
+        if !text[at..].starts_with("{{") {
+            continue;
+        }
+        from = text[at..].find("}}").map_or(text.len(), |e| at + e + 2);
+        let mut body = &text[at + 2..];
+        if let Some(rest) = body.strip_prefix('-') {
+            body = rest;
+        }
+        let body = body.trim_start_matches([' ', '\t', '\r', '\n']);
+        let word_len = body
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(body.len());
+        let (word, after) = body.split_at(word_len);
+        let spaced = after.starts_with([' ', '\t']);
+        let arg = after.trim_start_matches([' ', '\t']);
+        let closes = arg.starts_with("}}") || arg.starts_with("-}}");
+        let go = body.starts_with('.') && !body.starts_with("..")
+            || body.starts_with('$')
+            || body.starts_with("/*")
+            || matches!(word, "end" | "else") && closes
+            || matches!(
+                word,
+                "range" | "if" | "with" | "else" | "define" | "template" | "block"
+            ) && spaced
+                && !closes
+            || !word.is_empty() && word != "not" && spaced && arg.starts_with(['.', '$', '"', '`']);
+        if go {
+            let before = &text[..at];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+            let rest = &text[at..];
+            let end = rest
+                .find("}}")
+                .map(|e| e + 2)
+                .unwrap_or(rest.len())
+                .min(rest.find('\n').unwrap_or(rest.len()));
+            return Some(GoSyntax {
+                line,
+                column,
+                action: rest[..end].to_owned(),
+            });
+        }
+    }
+    None
 }
 
 /// The records as a Tera value. Built once per domain per render and shared
@@ -333,6 +422,70 @@ mod tests {
         let r =
             Renderer::from_sources(vec![("t.html".into(), "{{ hostname }}<&>".into())]).unwrap();
         assert_eq!(r.render(0, &[], "a&b").unwrap(), "a&b<&>");
+    }
+
+    #[test]
+    fn go_templates_are_named_with_their_line() {
+        for (text, line, column, action) in [
+            (
+                "a\n  {{ range .srvs }}\n{{ end }}",
+                2,
+                3,
+                "{{ range .srvs }}",
+            ),
+            (
+                "x {{- $srvs := fetchsrvs .domains \"d\" }}",
+                1,
+                3,
+                "{{- $srvs := fetchsrvs .domains \"d\" }}",
+            ),
+            ("\n\n{{ .Target }}", 3, 1, "{{ .Target }}"),
+            ("{{/* c */}}", 1, 1, "{{/* c */}}"),
+            ("{% if x %}{{ end }}", 1, 11, "{{ end }}"),
+            ("{{ printf \"%s\" x }}", 1, 1, "{{ printf \"%s\" x }}"),
+            ("{{ if .x }}", 1, 1, "{{ if .x }}"),
+        ] {
+            let found = go_syntax(text).unwrap_or_else(|| panic!("{text:?} not flagged"));
+            assert_eq!(
+                found,
+                GoSyntax {
+                    line,
+                    column,
+                    action: action.into()
+                },
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn tera_templates_are_not_taken_for_go() {
+        for text in [
+            "{% for s in srvs %}{{ s.target }}:{{ s.port }}{% endfor %}",
+            "{{ hostname }} {{ hostname() }} {{- srvs | length -}} {{ not srvs }}",
+            "{{ \"a\" ~ srvs[0].host if srvs else \"b\" }} {{ x in \"abc\" }}",
+            "{# was {{ .Target }} #}{{ \"{#\" }} {{ s }}",
+        ] {
+            assert_eq!(go_syntax(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_go_template_fails_to_load_pointing_to_the_converter() {
+        let err = Renderer::from_sources(vec![(
+            "/etc/haproxy/haproxy.cfg.tmpl".into(),
+            "backend nodes\n  {{ range .srvs }}\n  server {{ .Target }}\n  {{ end }}\n".into(),
+        )])
+        .err()
+        .expect("a Go template must not load")
+        .join("\n");
+        assert!(err.contains("haproxy.cfg.tmpl:2:3"), "{err}");
+        assert!(err.contains("looks like a Go srvd template"), "{err}");
+        assert!(
+            err.contains("srvd migrate-template /etc/haproxy/haproxy.cfg.tmpl"),
+            "{err}"
+        );
+        assert!(err.contains("docs/migrating.md"), "{err}");
     }
 
     #[test]

@@ -337,25 +337,10 @@ impl Source {
         }
     }
 
-    /// Forgets cached answers so that the next fetch asks again.
-    pub fn forget(&mut self, domains: &[Name]) {
-        for d in domains {
-            self.srv_cache.remove(d);
-        }
-    }
-
     /// Drops cache entries for names no template uses any more.
     pub fn retain(&mut self, domains: &[Name]) {
         self.srv_cache.retain(|d, _| domains.contains(d));
         self.addr_cache.clear();
         self.resolved.clear();
-    }
-
-    /// The zone file, when records come from one.
-    pub fn zone_path(&self) -> Option<&std::path::Path> {
-        match &self.backend {
-            Backend::Zone(z) => Some(z.path()),
-            Backend::Dns { .. } => None,
-        }
     }
 }

@@ -86,7 +86,7 @@ pub struct DomainStatus {
     pub error: Option<String>,
 }
 
-pub type SharedCounters = std::sync::Arc<std::sync::Mutex<crate::notify::NotifyCounters>>;
+pub type SharedCounters = std::sync::Arc<std::sync::Mutex<crate::dns_notify::DnsNotifyCounters>>;
 
 fn live_counters<S: serde::Serializer>(
     c: &Option<SharedCounters>,

@@ -1,5 +1,5 @@
-//! The systemd edge: the notify protocol (READY, STATUS, RELOADING, STOPPING,
-//! WATCHDOG), sockets passed by socket activation, and whether stderr is the
+//! The systemd edge: the sd_notify(3) protocol (READY, STATUS, RELOADING,
+//! STOPPING, WATCHDOG), sockets passed by socket activation, and whether stderr is the
 //! journal. Each is a no-op when srvd does not run under systemd.
 
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -18,29 +18,22 @@ pub const PRIVATE_ENV: &[&str] = &[
     "LISTEN_FDNAMES",
 ];
 
-/// Talks to the service manager when there is one.
+/// Talks to the service manager over sd_notify(3) when there is one (not to
+/// be confused with DNS NOTIFY, `dns_notify`).
 #[derive(Debug, Clone)]
-pub struct Notifier {
+pub struct SdNotify {
     enabled: bool,
     watchdog: Option<Duration>,
 }
 
-impl Notifier {
+impl SdNotify {
     /// Reads NOTIFY_SOCKET and WATCHDOG_USEC; `allowed` is srvd.toml's `sdnotify`.
     pub fn from_env(allowed: bool) -> Self {
         let enabled = allowed && std::env::var_os("NOTIFY_SOCKET").is_some();
-        Notifier {
+        SdNotify {
             enabled,
             // WATCHDOG_USEC=0 means no watchdog, not "ping constantly".
             watchdog: sd_notify::watchdog_enabled().filter(|w| enabled && !w.is_zero()),
-        }
-    }
-
-    /// A notifier that never sends anything.
-    pub fn disabled() -> Self {
-        Notifier {
-            enabled: false,
-            watchdog: None,
         }
     }
 

@@ -1,26 +1,17 @@
 //! Records from an RFC 1035 master file instead of DNS (`zone_file`): the
 //! bundled example runs with no DNS server, and `srvd render --zone FILE`
 //! previews a template against records written by hand. The file is parsed
-//! again whenever its size, mtime or inode changes.
+//! again whenever it changes on disk (see `Stamp`).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use hickory_proto::serialize::txt::Parser;
 
 use crate::records::{self, Answer, LookupError};
-
-/// What identifies one version of the file on disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    ino: u64,
-    size: u64,
-    mtime: i64,
-    mtime_nsec: i64,
-}
+use crate::stamp::Stamp;
 
 pub struct ZoneFile {
     path: PathBuf,
@@ -46,18 +37,9 @@ impl ZoneFile {
         z
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Re-reads the file if it changed on disk. Returns true when it did.
     pub fn refresh(&mut self) -> bool {
-        let stamp = std::fs::metadata(&self.path).ok().map(|m| Stamp {
-            ino: m.ino(),
-            size: m.size(),
-            mtime: m.mtime(),
-            mtime_nsec: m.mtime_nsec(),
-        });
+        let stamp = Stamp::of(&self.path);
         if stamp.is_some() && stamp == self.stamp {
             return false;
         }
@@ -77,7 +59,8 @@ impl ZoneFile {
             .map_err(|e| LookupError::Other(e.clone()))?;
         let mut found = Vec::new();
         let mut name = domain.clone();
-        for _ in 0..8 {
+        // The domain itself, then one name per hop.
+        for _ in 0..=records::MAX_CNAME_HOPS {
             let Some(recs) = zone.by_name.get(&LowerName::new(&name)) else {
                 break;
             };

@@ -12,63 +12,112 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 
 use super::duration;
 
-/// The whole file. The template keys at top level describe the Go srvd's single
-/// template and, for `[[template]]` tables, their defaults.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub src: Option<PathBuf>,
-    pub dest: Option<PathBuf>,
-    pub domain: Option<String>,
-    pub domains: Option<Vec<String>>,
-    pub check_cmd: Option<String>,
-    pub reload_cmd: Option<String>,
-    pub mode: Option<String>,
-    pub owner: Option<Id>,
-    pub group: Option<Id>,
-    pub allow_empty: Option<bool>,
-    pub min_records: Option<u32>,
-    pub resolve_targets: Option<bool>,
-    #[serde(default, deserialize_with = "duration::deserialize")]
-    pub interval: Option<Duration>,
-    #[serde(default, deserialize_with = "duration::deserialize")]
-    pub timeout: Option<Duration>,
-    #[serde(default, deserialize_with = "duration::deserialize")]
-    pub cooldown: Option<Duration>,
-    pub wait: Option<Wait>,
+/// Declares a struct with srvd's template keys between its own fields, and
+/// `take_template_keys`, which moves them into a `TemplateTable`. The keys are
+/// listed here once, for the top level (the Go srvd's single template, and the
+/// defaults of `[[template]]` tables) and for `[[template]]` alike.
+///
+/// Why not one `TemplateKeys` struct and `#[serde(flatten)]`: serde does not
+/// support `flatten` together with `deny_unknown_fields` (the flattened
+/// struct cannot tell its keys from the outer struct's), and refusing unknown
+/// keys, with toml naming the key and its line, is what catches typos.
+macro_rules! with_template_keys {
+    (
+        $(#[$attr:meta])*
+        pub struct $name:ident {
+            $($before:tt)*
+        }
+        then {
+            $($after:tt)*
+        }
+    ) => {
+        with_template_keys! {
+            @declare [$(#[$attr])*] $name [$($before)*] [$($after)*]
+            src: Option<PathBuf>,
+            dest: Option<PathBuf>,
+            domain: Option<String>,
+            domains: Option<Vec<String>>,
+            check_cmd: Option<String>,
+            reload_cmd: Option<String>,
+            mode: Option<String>,
+            owner: Option<Id>,
+            group: Option<Id>,
+            allow_empty: Option<bool>,
+            min_records: Option<u32>,
+            resolve_targets: Option<bool>,
+            #[serde(default, deserialize_with = "duration::deserialize")]
+            interval: Option<Duration>,
+            #[serde(default, deserialize_with = "duration::deserialize")]
+            timeout: Option<Duration>,
+            #[serde(default, deserialize_with = "duration::deserialize")]
+            cooldown: Option<Duration>,
+            wait: Option<Wait>,
+        }
+    };
+    (
+        @declare [$($attr:tt)*] $name:ident [$($before:tt)*] [$($after:tt)*]
+        $($(#[$kattr:meta])* $key:ident: $kty:ty,)*
+    ) => {
+        $($attr)*
+        pub struct $name {
+            $($before)*
+            $($(#[$kattr])* pub $key: $kty,)*
+            $($after)*
+        }
 
-    pub resolv_conf: Option<PathBuf>,
-    pub nameservers: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "duration::deserialize")]
-    pub dns_timeout: Option<Duration>,
-    pub dns_attempts: Option<u32>,
-    pub edns0_size: Option<u16>,
-    pub net: Option<Net>,
-    pub zone_file: Option<PathBuf>,
-    #[serde(default, deserialize_with = "duration::deserialize")]
-    pub splay: Option<Duration>,
+        impl $name {
+            /// The template keys, moved out into a table without a name.
+            pub fn take_template_keys(&mut self) -> TemplateTable {
+                TemplateTable {
+                    name: None,
+                    $($key: std::mem::take(&mut self.$key),)*
+                }
+            }
+        }
+    };
+}
 
-    pub status_port: Option<u16>,
-    pub status_addr: Option<IpAddr>,
+with_template_keys! {
+    /// The whole file. The template keys at top level describe the Go srvd's
+    /// single template and, for `[[template]]` tables, their defaults.
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct FileConfig {
+    }
+    then {
+        pub resolv_conf: Option<PathBuf>,
+        pub nameservers: Option<Vec<String>>,
+        #[serde(default, deserialize_with = "duration::deserialize")]
+        pub dns_timeout: Option<Duration>,
+        pub dns_attempts: Option<u32>,
+        pub edns0_size: Option<u16>,
+        pub net: Option<Net>,
+        pub zone_file: Option<PathBuf>,
+        #[serde(default, deserialize_with = "duration::deserialize")]
+        pub splay: Option<Duration>,
 
-    pub disable_rollback_on_reload_failure: Option<bool>,
-    pub dryrun: Option<bool>,
-    pub noreload: Option<bool>,
-    pub nocheck: Option<bool>,
-    pub nohttpd: Option<bool>,
-    pub oneshot: Option<bool>,
-    pub sdnotify: Option<bool>,
+        pub status_port: Option<u16>,
+        pub status_addr: Option<IpAddr>,
 
-    #[serde(default)]
-    pub template: Vec<TemplateTable>,
+        pub disable_rollback_on_reload_failure: Option<bool>,
+        pub dryrun: Option<bool>,
+        pub noreload: Option<bool>,
+        pub nocheck: Option<bool>,
+        pub nohttpd: Option<bool>,
+        pub oneshot: Option<bool>,
+        pub sdnotify: Option<bool>,
 
-    pub notify: Option<NotifyTable>,
+        #[serde(default)]
+        pub template: Vec<TemplateTable>,
+
+        pub notify: Option<DnsNotifyTable>,
+    }
 }
 
 /// `[notify]`: listen for DNS NOTIFY from the zones' primaries.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NotifyTable {
+pub struct DnsNotifyTable {
     /// Addresses to listen on, UDP and TCP: "127.0.0.1:5353", "[::]:53".
     pub listen: Vec<String>,
     /// Sources allowed to send NOTIFY: addresses or networks. Empty: none.
@@ -87,30 +136,14 @@ pub struct NotifyTable {
     pub debounce: Option<Duration>,
 }
 
-/// One `[[template]]` table. The same template keys as the top level, plus `name`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TemplateTable {
-    pub name: Option<String>,
-    pub src: Option<PathBuf>,
-    pub dest: Option<PathBuf>,
-    pub domain: Option<String>,
-    pub domains: Option<Vec<String>>,
-    pub check_cmd: Option<String>,
-    pub reload_cmd: Option<String>,
-    pub mode: Option<String>,
-    pub owner: Option<Id>,
-    pub group: Option<Id>,
-    pub allow_empty: Option<bool>,
-    pub min_records: Option<u32>,
-    pub resolve_targets: Option<bool>,
-    #[serde(default, deserialize_with = "duration::deserialize")]
-    pub interval: Option<Duration>,
-    #[serde(default, deserialize_with = "duration::deserialize")]
-    pub timeout: Option<Duration>,
-    #[serde(default, deserialize_with = "duration::deserialize")]
-    pub cooldown: Option<Duration>,
-    pub wait: Option<Wait>,
+with_template_keys! {
+    /// One `[[template]]` table: the template keys, plus `name`.
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct TemplateTable {
+        pub name: Option<String>,
+    }
+    then {}
 }
 
 /// `net = "udp" | "tcp"`.

@@ -4,14 +4,16 @@
 
 pub mod duration;
 pub mod file;
+pub mod names;
 pub mod settings;
 
 use std::fmt;
 use std::path::Path;
 
 pub use file::{FileConfig, Net, Wait};
+pub use names::Domain;
 pub use settings::{
-    DnsSettings, Domain, Flags, Perms, RecordSource, Servers, Settings, TemplateSettings, Timing,
+    DnsSettings, Flags, Perms, RecordSource, Servers, Settings, TemplateSettings, Timing,
 };
 
 /// The default config path, as packaged.
@@ -48,6 +50,15 @@ pub fn load(path: &Path) -> Result<Settings, ConfigError> {
         problems: vec![format!("cannot read the config: {e}")],
     })?;
     parse(&text, path)
+}
+
+/// Reads and validates the config at `path`, with the run-mode flags of the
+/// command line (`cli`) added: a flag on either side is on, as the Go srvd had
+/// it; the command line cannot turn off what the file turns on.
+pub fn load_with_flags(path: &Path, cli: Flags) -> Result<Settings, ConfigError> {
+    let mut settings = load(path)?;
+    settings.flags = settings.flags.or(cli);
+    Ok(settings)
 }
 
 /// Validates config text; `path` names it in errors and anchors relative paths.

@@ -6,10 +6,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hickory_proto::rr::Name;
-
 use super::file::{FileConfig, Id, Net, TemplateTable, Wait};
+use super::names::{Domain, parse_nameserver};
 use crate::command::CommandLine;
+use crate::dns_notify::{self, settings::DnsNotifySettings};
 
 /// Defaults, documented in the README and srvd.toml(5).
 pub mod defaults {
@@ -37,64 +37,7 @@ pub struct Settings {
     /// Whether to speak the sd_notify protocol when NOTIFY_SOCKET is set.
     pub sd_notify: bool,
     /// DNS NOTIFY listener, when `[notify]` is configured.
-    pub notify: Option<NotifySettings>,
-}
-
-/// `[notify]`, validated.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NotifySettings {
-    pub listen: Vec<SocketAddr>,
-    pub allow: Vec<ipnet::IpNet>,
-    pub tsig: Option<TsigKey>,
-    /// Zone → where to fetch its records after a NOTIFY (else: the sender, port 53).
-    pub primaries: Vec<(Name, Vec<SocketAddr>)>,
-    pub debounce: Duration,
-}
-
-/// A TSIG key: name, algorithm and secret.
-#[derive(Clone, PartialEq, Eq)]
-pub struct TsigKey {
-    pub name: Name,
-    /// "hmac-sha256" or "hmac-sha512".
-    pub algorithm: String,
-    pub secret: Vec<u8>,
-}
-
-impl std::fmt::Debug for TsigKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TsigKey")
-            .field("name", &self.name)
-            .field("algorithm", &self.algorithm)
-            .field("secret", &"<redacted>")
-            .finish()
-    }
-}
-
-impl NotifySettings {
-    /// Whether `ip` may send NOTIFY.
-    pub fn allows(&self, ip: std::net::IpAddr) -> bool {
-        let ip = canonical_ip(ip);
-        self.allow.iter().any(|net| net.contains(&ip))
-    }
-
-    /// Where to fetch `zone`'s records: the configured primaries of the
-    /// closest enclosing zone, else the NOTIFY's sender on port 53.
-    pub fn primaries_for(&self, zone: &Name, sender: std::net::IpAddr) -> Vec<SocketAddr> {
-        self.primaries
-            .iter()
-            .filter(|(z, _)| z.zone_of(zone))
-            .max_by_key(|(z, _)| z.num_labels())
-            .map(|(_, addrs)| addrs.clone())
-            .unwrap_or_else(|| vec![SocketAddr::new(canonical_ip(sender), 53)])
-    }
-}
-
-/// An IPv4 address seen through an IPv6 socket (::ffff:a.b.c.d) as IPv4.
-pub fn canonical_ip(ip: std::net::IpAddr) -> std::net::IpAddr {
-    match ip {
-        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
-        v4 => v4,
-    }
+    pub dns_notify: Option<DnsNotifySettings>,
 }
 
 /// Run-mode switches; the command line can only turn them on.
@@ -104,6 +47,18 @@ pub struct Flags {
     pub no_reload: bool,
     pub no_check: bool,
     pub oneshot: bool,
+}
+
+impl Flags {
+    /// Each flag on when it is on in `self` or in `other`.
+    pub fn or(self, other: Flags) -> Flags {
+        Flags {
+            dry_run: self.dry_run || other.dry_run,
+            no_reload: self.no_reload || other.no_reload,
+            no_check: self.no_check || other.no_check,
+            oneshot: self.oneshot || other.oneshot,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -145,32 +100,6 @@ pub struct TemplateSettings {
     pub timing: Timing,
 }
 
-/// A configured SRV domain: as written (the key templates use) and as a name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Domain {
-    pub text: String,
-    pub name: Name,
-}
-
-impl Domain {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let trimmed = text.trim();
-        if trimmed.is_empty() || trimmed != text {
-            return Err(format!("{text:?} is not a domain name"));
-        }
-        let mut name =
-            Name::from_ascii(trimmed).map_err(|e| format!("{text:?} is not a domain name: {e}"))?;
-        if name.is_root() {
-            return Err(format!("{text:?} is not a domain name"));
-        }
-        name.set_fqdn(true);
-        Ok(Domain {
-            text: text.to_owned(),
-            name,
-        })
-    }
-}
-
 /// Mode and ownership to give dest; None keeps the existing file's (or 0644
 /// and srvd's own ids for a new file).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -189,29 +118,29 @@ pub struct Timing {
 }
 
 /// Turns the file as written into settings, or lists everything wrong with it.
-pub fn validate(file: FileConfig, config_path: &Path) -> Result<Settings, Vec<String>> {
+pub fn validate(mut file: FileConfig, config_path: &Path) -> Result<Settings, Vec<String>> {
     let mut errors = Vec::new();
     let base = config_path.parent().unwrap_or(Path::new("."));
 
-    let top_has_template_keys = file.src.is_some()
-        || file.dest.is_some()
-        || file.domain.is_some()
-        || file.domains.is_some();
+    let mut defaults = file.take_template_keys();
+    let top_has_template_keys = defaults.src.is_some()
+        || defaults.dest.is_some()
+        || defaults.domain.is_some()
+        || defaults.domains.is_some();
     let mut tables: Vec<(String, TemplateTable)> = Vec::new();
+    // The keys that make a template go to the top-level one; every other
+    // template key at top level is a default of all templates.
+    let top = TemplateTable {
+        src: defaults.src.take(),
+        dest: defaults.dest.take(),
+        domain: defaults.domain.take(),
+        domains: defaults.domains.take(),
+        ..TemplateTable::default()
+    };
     if top_has_template_keys {
-        tables.push((
-            "top level".into(),
-            TemplateTable {
-                name: None,
-                src: file.src.clone(),
-                dest: file.dest.clone(),
-                domain: file.domain.clone(),
-                domains: file.domains.clone(),
-                ..TemplateTable::default()
-            },
-        ));
+        tables.push(("top level".into(), top));
     }
-    for (i, t) in file.template.into_iter().enumerate() {
+    for (i, t) in std::mem::take(&mut file.template).into_iter().enumerate() {
         tables.push((format!("[[template]] #{}", i + 1), t));
     }
     if tables.is_empty() {
@@ -220,26 +149,6 @@ pub fn validate(file: FileConfig, config_path: &Path) -> Result<Settings, Vec<St
                 .into(),
         );
     }
-
-    let defaults = TemplateTable {
-        name: None,
-        src: None,
-        dest: None,
-        domain: None,
-        domains: None,
-        check_cmd: file.check_cmd,
-        reload_cmd: file.reload_cmd,
-        mode: file.mode,
-        owner: file.owner,
-        group: file.group,
-        allow_empty: file.allow_empty,
-        min_records: file.min_records,
-        resolve_targets: file.resolve_targets,
-        interval: file.interval,
-        timeout: file.timeout,
-        cooldown: file.cooldown,
-        wait: file.wait,
-    };
 
     let mut templates = Vec::new();
     for (place, table) in tables {
@@ -327,8 +236,8 @@ pub fn validate(file: FileConfig, config_path: &Path) -> Result<Settings, Vec<St
         ))
     };
 
-    let notify = file.notify.and_then(|n| {
-        notify_settings(n, base)
+    let dns_notify = file.notify.and_then(|n| {
+        dns_notify::settings::validate(n, base)
             .map_err(|mut e| errors.append(&mut e))
             .ok()
     });
@@ -349,147 +258,12 @@ pub fn validate(file: FileConfig, config_path: &Path) -> Result<Settings, Vec<St
         rollback_on_reload_failure: !file.disable_rollback_on_reload_failure.unwrap_or(false),
         splay: file.splay.unwrap_or(Duration::ZERO),
         sd_notify: file.sdnotify.unwrap_or(true),
-        notify,
+        dns_notify,
     })
 }
 
 /// The shortest `interval` and `timeout` accepted.
 const MIN_DURATION: Duration = Duration::from_millis(1);
-
-/// Default shortest time between two NOTIFY-driven refreshes of a template.
-pub const NOTIFY_DEBOUNCE: Duration = Duration::from_millis(200);
-
-fn notify_settings(
-    n: super::file::NotifyTable,
-    base: &Path,
-) -> Result<NotifySettings, Vec<String>> {
-    let mut errors = Vec::new();
-    let mut listen = Vec::new();
-    if n.listen.is_empty() {
-        errors.push(
-            "[notify]: `listen` is empty: give at least one address such as \"127.0.0.1:5353\""
-                .into(),
-        );
-    }
-    for l in &n.listen {
-        match l.parse::<SocketAddr>() {
-            Ok(a) => listen.push(a),
-            Err(_) => errors.push(format!(
-                "[notify]: `listen`: {l:?} is not an address with a port such as \"127.0.0.1:5353\" or \"[::]:53\""
-            )),
-        }
-    }
-    let mut allow = Vec::new();
-    for a in &n.allow {
-        match a
-            .parse::<ipnet::IpNet>()
-            .or_else(|_| a.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-        {
-            Ok(net) => allow.push(net),
-            Err(_) => errors.push(format!(
-                "[notify]: `allow`: {a:?} is not an address or a network such as \"10.0.0.0/8\""
-            )),
-        }
-    }
-    let tsig = match (n.key_name, n.algorithm, n.secret_file) {
-        (None, None, None) => None,
-        (Some(name), algorithm, Some(file)) => {
-            let algorithm = algorithm.unwrap_or_else(|| "hmac-sha256".into());
-            if !matches!(algorithm.as_str(), "hmac-sha256" | "hmac-sha512") {
-                errors.push(format!(
-                    "[notify]: `algorithm`: {algorithm:?} is not supported (use \"hmac-sha256\" or \"hmac-sha512\")"
-                ));
-            }
-            let name = Name::from_ascii(&name).map_err(|e| {
-                errors.push(format!("[notify]: `key_name`: {name:?}: {e}"));
-            });
-            let secret = read_secret(&base.join(&file))
-                .map_err(|e| errors.push(format!("[notify]: `secret_file`: {e}")));
-            match (name, secret) {
-                (Ok(mut name), Ok(secret)) => {
-                    name.set_fqdn(true);
-                    Some(TsigKey {
-                        name,
-                        algorithm,
-                        secret,
-                    })
-                }
-                _ => None,
-            }
-        }
-        _ => {
-            errors.push(
-                "[notify]: a TSIG key needs both `key_name` and `secret_file` (and optionally `algorithm`)"
-                    .into(),
-            );
-            None
-        }
-    };
-    let mut primaries = Vec::new();
-    for (zone, addrs) in n.primaries {
-        let z = match Domain::parse(&zone) {
-            Ok(d) => d.name,
-            Err(e) => {
-                errors.push(format!("[notify.primaries]: {e}"));
-                continue;
-            }
-        };
-        let mut list = Vec::new();
-        for a in &addrs {
-            match parse_nameserver(a) {
-                Ok(addr) => list.push(addr),
-                Err(e) => errors.push(format!("[notify.primaries] {zone:?}: {e}")),
-            }
-        }
-        if list.is_empty() {
-            errors.push(format!("[notify.primaries] {zone:?}: no address"));
-        }
-        primaries.push((z, list));
-    }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    Ok(NotifySettings {
-        listen,
-        allow,
-        tsig,
-        primaries,
-        debounce: n.debounce.unwrap_or(NOTIFY_DEBOUNCE),
-    })
-}
-
-/// A TSIG secret file: the base64 secret alone, or a BIND/Knot key file
-/// (`secret "..."` / `secret: ...`).
-fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
-    use std::io::Read;
-    // A key file is a few hundred bytes; never read a device or a log whole.
-    const MAX: u64 = 64 * 1024;
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX + 1).read_to_string(&mut text))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    if text.len() as u64 > MAX {
-        return Err(format!(
-            "{}: larger than {MAX} bytes, not a key file",
-            path.display()
-        ));
-    }
-    let token = match text.find("secret") {
-        Some(i) => text[i + "secret".len()..]
-            .trim_start_matches([' ', '\t', ':', '"'])
-            .split(['"', ';', '\n', ' '])
-            .next()
-            .unwrap_or(""),
-        None => text.trim(),
-    };
-    let secret = data_encoding::BASE64
-        .decode(token.trim().as_bytes())
-        .map_err(|e| format!("{}: the secret is not base64: {e}", path.display()))?;
-    if secret.is_empty() {
-        return Err(format!("{}: the secret is empty", path.display()));
-    }
-    Ok(secret)
-}
 
 fn template(
     place: String,
@@ -667,17 +441,4 @@ fn resolve_group(id: &Id) -> Result<u32, String> {
             Err(e) => Err(format!("looking up group {name:?}: {e}")),
         },
     }
-}
-
-/// "127.0.0.1:5353", "[::1]:53", or a bare address for port 53.
-pub fn parse_nameserver(text: &str) -> Result<SocketAddr, String> {
-    if let Ok(addr) = text.parse::<SocketAddr>() {
-        return Ok(addr);
-    }
-    if let Ok(ip) = text.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, 53));
-    }
-    Err(format!(
-        "{text:?} is not an address such as \"127.0.0.1:53\" or \"[::1]:5353\""
-    ))
 }

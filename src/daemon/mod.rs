@@ -5,10 +5,12 @@
 //! only, and only while a cycle stays within its time budget, so a wedged loop
 //! stops the pings and systemd restarts srvd.
 
+mod refresh;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::rr::Name;
@@ -18,13 +20,12 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 use tokio::time::{Instant, Interval, MissedTickBehavior, sleep_until};
 
-use crate::config::settings::NotifySettings;
 use crate::config::{Flags, RecordSource, Settings};
 use crate::engine::{self, Engine, Report};
-use crate::notify::{Inbox, NotifyCounters};
 use crate::status::Snapshot;
-use crate::systemd::{self, Notifier};
-use crate::{command, http, notify};
+use crate::systemd::{self, SdNotify};
+use crate::{command, http};
+use refresh::{CountersWatch, DnsNotifyListener, Refresh};
 
 /// What the command line asks of the daemon.
 pub struct Options {
@@ -54,15 +55,15 @@ pub fn run(opts: Options) -> Result<u8> {
             command::kill_lingering();
             return Ok(if report.failed.is_empty() { 0 } else { 1 });
         }
-        let notifier = Notifier::from_env(engine.settings().sd_notify);
+        let sd_notify = SdNotify::from_env(engine.settings().sd_notify);
         let (snapshots, snapshot_rx) = watch::channel(Arc::new(engine.snapshot()));
         start_status(&engine, listen, opts.no_status, snapshot_rx).await;
-        let notify = match engine.settings().notify.clone() {
-            Some(settings) => Some(NotifyState::start(settings).await?),
+        let dns_notify = match engine.settings().dns_notify.clone() {
+            Some(settings) => Some(DnsNotifyListener::start(settings).await?),
             None => None,
         };
         let n = engine.settings().templates.len();
-        let ready = notifier.clone();
+        let ready = sd_notify.clone();
         engine.on_ready(Box::new(move |line| {
             log::info!("ready: {line}");
             ready.ready(line);
@@ -70,18 +71,18 @@ pub fn run(opts: Options) -> Result<u8> {
         let mut daemon = Daemon {
             due: first_due(engine.settings()),
             refresh: vec![Refresh::default(); n],
-            counters_watch: notify.as_ref().map(NotifyState::watch),
-            notify,
+            counters_watch: dns_notify.as_ref().map(DnsNotifyListener::watch),
+            dns_notify,
             engine,
             opts,
-            notifier,
+            sd_notify,
             stop_tx,
             snapshots,
             last_status: String::new(),
             signals: Signals::new()?,
             watchdog: None,
         };
-        daemon.watchdog = daemon.notifier.watchdog_every().map(|every| {
+        daemon.watchdog = daemon.sd_notify.watchdog_every().map(|every| {
             let mut i = tokio::time::interval(every);
             i.set_missed_tick_behavior(MissedTickBehavior::Delay);
             i
@@ -172,63 +173,14 @@ impl Signals {
     }
 }
 
-/// The NOTIFY listener's side of the daemon.
-struct NotifyState {
-    inbox: Arc<Inbox>,
-    counters: Arc<Mutex<NotifyCounters>>,
-    settings: watch::Sender<Arc<NotifySettings>>,
-}
-
-/// Looks once a second whether the NOTIFY counters moved since STATUS was sent.
-struct CountersWatch {
-    counters: Arc<Mutex<NotifyCounters>>,
-    tick: Interval,
-    seen: u64,
-}
-
-impl NotifyState {
-    async fn start(settings: NotifySettings) -> Result<Self> {
-        let (tx, rx) = watch::channel(Arc::new(settings));
-        let inbox = Arc::new(Inbox::default());
-        let counters = Arc::new(Mutex::new(NotifyCounters::default()));
-        notify::serve(rx, inbox.clone(), counters.clone()).await?;
-        Ok(NotifyState {
-            inbox,
-            counters,
-            settings: tx,
-        })
-    }
-
-    fn watch(&self) -> CountersWatch {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        CountersWatch {
-            counters: self.counters.clone(),
-            tick,
-            seen: 0,
-        }
-    }
-}
-
-/// A NOTIFY-driven refresh of one template.
-#[derive(Clone, Default)]
-struct Refresh {
-    /// When to run it; None when none is pending.
-    at: Option<Instant>,
-    /// Domains to ask the zone's primaries for, and which ones.
-    direct: HashMap<Name, Vec<SocketAddr>>,
-    /// When the last one ran, for the debounce.
-    last: Option<Instant>,
-}
-
 struct Daemon {
     engine: Engine,
     /// Pending NOTIFY-driven refreshes, by template.
     refresh: Vec<Refresh>,
-    notify: Option<NotifyState>,
+    dns_notify: Option<DnsNotifyListener>,
     counters_watch: Option<CountersWatch>,
     opts: Options,
-    notifier: Notifier,
+    sd_notify: SdNotify,
     stop_tx: watch::Sender<bool>,
     snapshots: watch::Sender<Arc<Snapshot>>,
     /// When each template (config index) is next due.
@@ -276,10 +228,15 @@ impl Daemon {
                 }
                 _ = tick(&mut self.watchdog) => {
                     // Idle and waiting for the next deadline: the loop is alive.
-                    self.notifier.watchdog();
+                    self.sd_notify.watchdog();
                 }
-                _ = inbox_ready(&self.notify) => self.take_notifies(),
-                _ = counters_moved(&mut self.counters_watch) => {
+                _ = refresh::inbox_ready(&self.dns_notify) => {
+                    if let Some(listener) = &self.dns_notify {
+                        let templates = &self.engine.settings().templates;
+                        refresh::schedule(listener, templates, &mut self.refresh, Instant::now());
+                    }
+                }
+                _ = refresh::counters_moved(&mut self.counters_watch) => {
                     // /status and /metrics read the NOTIFY counters live;
                     // the STATUS line follows within a second.
                     self.publish();
@@ -303,7 +260,7 @@ impl Daemon {
                 break;
             }
         }
-        self.notifier.stopping();
+        self.sd_notify.stopping();
         let _ = self.stop_tx.send(true);
         command::kill_lingering();
         log::info!("stopping");
@@ -348,7 +305,7 @@ impl Daemon {
                     _ = self.signals.hup.recv() => asked.reload = true,
                     _ = tick(&mut self.watchdog) => {
                         if started.elapsed() <= budget {
-                            self.notifier.watchdog();
+                            self.sd_notify.watchdog();
                         } else {
                             log::error!("a cycle has run for {:?}, longer than its budget of {budget:?}: no more watchdog pings", started.elapsed());
                         }
@@ -356,7 +313,7 @@ impl Daemon {
                     _ = sleep_until(stop_deadline.unwrap_or_else(far_future)), if stop_deadline.is_some() => break None,
                 }
                 if asked.stop && stop_deadline.is_none() {
-                    self.notifier.stopping();
+                    self.sd_notify.stopping();
                     let _ = self.stop_tx.send(true);
                     stop_deadline = Some(Instant::now() + STOP_DEADLINE);
                 }
@@ -374,39 +331,6 @@ impl Daemon {
         }
         self.publish();
         asked
-    }
-
-    /// Turns accepted NOTIFYs into refreshes of exactly the templates with a
-    /// domain in the notified zone, each at most once per debounce.
-    fn take_notifies(&mut self) {
-        let Some(state) = &self.notify else { return };
-        let debounce = state.settings.borrow().debounce;
-        let now = Instant::now();
-        for n in state.inbox.take() {
-            let mut related = false;
-            for (i, t) in self.engine.settings().templates.iter().enumerate() {
-                let in_zone: Vec<&Name> = t
-                    .domains
-                    .iter()
-                    .map(|d| &d.name)
-                    .filter(|d| n.zone.zone_of(d))
-                    .collect();
-                if in_zone.is_empty() {
-                    continue;
-                }
-                related = true;
-                let r = &mut self.refresh[i];
-                for d in in_zone {
-                    r.direct.insert(d.clone(), n.servers.clone());
-                }
-                let earliest = r.last.map_or(now, |last| (last + debounce).max(now));
-                r.at = Some(r.at.map_or(earliest, |at| at.min(earliest)).max(earliest));
-            }
-            if !related {
-                state.counters.lock().expect("counters lock").ignored += 1;
-                log::debug!("NOTIFY for {}: no template uses that zone", n.zone);
-            }
-        }
     }
 
     fn reschedule(&mut self, due: &[usize], started: Instant, report: &Report) {
@@ -434,7 +358,7 @@ impl Daemon {
     /// The engine's snapshot plus the NOTIFY listener's counters.
     fn snapshot(&self) -> Snapshot {
         let mut s = self.engine.snapshot();
-        if let Some(n) = &self.notify {
+        if let Some(n) = &self.dns_notify {
             s.notify = Some(n.counters.clone());
         }
         s
@@ -446,7 +370,7 @@ impl Daemon {
         let snapshot = self.snapshot();
         let line = snapshot.status_line();
         if line != self.last_status {
-            self.notifier.status(&line);
+            self.sd_notify.status(&line);
             self.last_status = line;
         }
         self.snapshots.send_replace(Arc::new(snapshot));
@@ -457,7 +381,7 @@ impl Daemon {
     /// again. Returns true if a stop was asked meanwhile.
     async fn reload_config(&mut self) -> bool {
         loop {
-            self.notifier.reloading();
+            self.sd_notify.reloading();
             log::info!("SIGHUP: re-reading {}", self.opts.config.display());
             let result = engine::load(&self.opts.config, self.opts.flags)
                 .map_err(anyhow::Error::from)
@@ -480,7 +404,7 @@ impl Daemon {
             log::info!("config reloaded: {n} template(s)");
             self.due = vec![Instant::now(); n];
             self.refresh = vec![Refresh::default(); n];
-            match (&self.notify, self.engine.settings().notify.clone()) {
+            match (&self.dns_notify, self.engine.settings().dns_notify.clone()) {
                 (Some(state), Some(new)) => {
                     if new.listen != state.settings.borrow().listen {
                         log::warn!("[notify] listen changes take effect at the next restart");
@@ -506,7 +430,7 @@ impl Daemon {
     fn ready_again(&mut self) {
         let snapshot = self.snapshot();
         self.last_status = snapshot.status_line();
-        self.notifier.ready(&self.last_status);
+        self.sd_notify.ready(&self.last_status);
     }
 }
 
@@ -525,30 +449,6 @@ fn cycle_budget(settings: &Settings, templates: usize) -> Duration {
         .unwrap_or_default()
         * templates as u32;
     dns + commands + Duration::from_secs(5)
-}
-
-/// Resolves, at most once a second, when the NOTIFY counters have moved.
-async fn counters_moved(watch: &mut Option<CountersWatch>) {
-    let Some(w) = watch else {
-        return std::future::pending().await;
-    };
-    loop {
-        w.tick.tick().await;
-        let c = w.counters.lock().expect("counters lock");
-        let seen = c.received + c.ignored;
-        drop(c);
-        if seen != w.seen {
-            w.seen = seen;
-            return;
-        }
-    }
-}
-
-async fn inbox_ready(notify: &Option<NotifyState>) {
-    match notify {
-        Some(n) => n.inbox.ready().await,
-        None => std::future::pending().await,
-    }
 }
 
 async fn tick(watchdog: &mut Option<Interval>) {

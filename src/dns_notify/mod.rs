@@ -6,6 +6,11 @@
 //! entry per zone: a flood of NOTIFYs becomes at most one pending refresh per
 //! zone, memory stays bounded, and the poll loop is never held up by it.
 //! Which templates a zone concerns is the loop's business.
+//!
+//! Not to be confused with systemd's notification protocol (sd_notify(3)),
+//! which lives in `systemd`.
+
+pub mod settings;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -22,27 +27,30 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Semaphore, watch};
 
 use crate::clock;
-use crate::config::settings::{NotifySettings, TsigKey, canonical_ip};
+use settings::{DnsNotifySettings, TsigKey, canonical_ip};
 
 /// A NOTIFY that passed every check: this zone changed; ask `servers`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Notified {
+pub struct ZoneChanged {
     pub zone: Name,
     pub servers: Vec<SocketAddr>,
 }
 
-/// Distinct zones waiting for the loop; more are dropped (and counted).
+/// Distinct zones waiting for the loop; NOTIFYs for more are dropped (and
+/// counted in `DnsNotifyCounters::dropped`).
 const INBOX_ZONES: usize = 1024;
 
 /// Accepted NOTIFYs not yet taken by the loop, one entry per zone.
 #[derive(Default)]
 pub struct Inbox {
-    pending: Mutex<HashMap<Name, Notified>>,
+    pending: Mutex<HashMap<Name, ZoneChanged>>,
     wake: tokio::sync::Notify,
 }
 
 impl Inbox {
-    fn put(&self, n: Notified) -> bool {
+    /// Adds `n`, replacing what was pending for its zone. False when it was
+    /// dropped: `INBOX_ZONES` other zones wait already.
+    pub(crate) fn put(&self, n: ZoneChanged) -> bool {
         let mut pending = self.pending.lock().expect("inbox lock");
         if pending.len() >= INBOX_ZONES && !pending.contains_key(&n.zone) {
             return false;
@@ -54,7 +62,7 @@ impl Inbox {
     }
 
     /// Everything pending, emptying the inbox.
-    pub fn take(&self) -> Vec<Notified> {
+    pub fn take(&self) -> Vec<ZoneChanged> {
         self.pending
             .lock()
             .expect("inbox lock")
@@ -71,7 +79,7 @@ impl Inbox {
 
 /// What the listener saw, for /status, /metrics and STATUS.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct NotifyCounters {
+pub struct DnsNotifyCounters {
     pub received: u64,
     pub accepted: u64,
     /// From a source not in `allow`.
@@ -82,6 +90,8 @@ pub struct NotifyCounters {
     pub malformed: u64,
     /// Accepted, for a zone no template uses.
     pub ignored: u64,
+    /// Accepted, but dropped: `INBOX_ZONES` other zones were waiting.
+    pub dropped: u64,
     /// Zone → when its last accepted NOTIFY arrived.
     pub last: std::collections::BTreeMap<String, String>,
     /// The same in seconds since the epoch, for /metrics.
@@ -106,7 +116,7 @@ pub enum Verdict {
 pub fn handle(
     packet: &[u8],
     from: IpAddr,
-    settings: &NotifySettings,
+    settings: &DnsNotifySettings,
     now_unix: u64,
 ) -> (Verdict, Option<Vec<u8>>) {
     let Ok(request) = Message::from_vec(packet) else {
@@ -230,9 +240,9 @@ const REFUSED_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// The listener's shared state.
 struct Shared {
-    settings: watch::Receiver<Arc<NotifySettings>>,
+    settings: watch::Receiver<Arc<DnsNotifySettings>>,
     inbox: Arc<Inbox>,
-    counters: Arc<Mutex<NotifyCounters>>,
+    counters: Arc<Mutex<DnsNotifyCounters>>,
     logged: Mutex<HashMap<(IpAddr, String), Instant>>,
 }
 
@@ -261,10 +271,14 @@ impl Shared {
                 drop(c);
                 let servers = settings.primaries_for(zone, ip);
                 log::debug!("NOTIFY for {zone} from {ip}: refreshing from {servers:?}");
-                self.inbox.put(Notified {
+                let queued = self.inbox.put(ZoneChanged {
                     zone: zone.clone(),
                     servers,
                 });
+                if !queued {
+                    self.counters.lock().expect("counters lock").dropped += 1;
+                    self.log_once(ip, "dropped: too many zones wait for a refresh");
+                }
             }
             Verdict::Refused => {
                 c.refused += 1;
@@ -301,9 +315,9 @@ impl Shared {
 /// Binds every `listen` address (UDP and TCP) and serves until the process
 /// ends. Fails at once if an address cannot be bound.
 pub async fn serve(
-    settings: watch::Receiver<Arc<NotifySettings>>,
+    settings: watch::Receiver<Arc<DnsNotifySettings>>,
     inbox: Arc<Inbox>,
-    counters: Arc<Mutex<NotifyCounters>>,
+    counters: Arc<Mutex<DnsNotifyCounters>>,
 ) -> Result<()> {
     let listen = settings.borrow().listen.clone();
     let shared = Arc::new(Shared {
@@ -380,8 +394,8 @@ mod tests {
     use hickory_proto::op::Query;
     use std::str::FromStr;
 
-    fn settings(tsig: Option<TsigKey>) -> NotifySettings {
-        NotifySettings {
+    fn settings(tsig: Option<TsigKey>) -> DnsNotifySettings {
+        DnsNotifySettings {
             listen: vec![],
             allow: vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()],
             tsig,
@@ -529,7 +543,7 @@ mod tests {
     #[test]
     fn the_inbox_keeps_one_entry_per_zone() {
         let inbox = Inbox::default();
-        let n = |z: &str| Notified {
+        let n = |z: &str| ZoneChanged {
             zone: Name::from_str(z).unwrap(),
             servers: vec![],
         };
@@ -545,6 +559,34 @@ mod tests {
             inbox.put(n(&format!("z{i}.example.")));
         }
         assert_eq!(inbox.take().len(), INBOX_ZONES, "bounded");
+    }
+
+    #[test]
+    fn a_notify_the_full_inbox_cannot_hold_is_counted_as_dropped() {
+        let (_tx, rx) = watch::channel(Arc::new(settings(None)));
+        let shared = Shared {
+            settings: rx,
+            inbox: Arc::new(Inbox::default()),
+            counters: Arc::new(Mutex::new(DnsNotifyCounters::default())),
+            logged: Mutex::new(HashMap::new()),
+        };
+        let from = SocketAddr::new(LOCAL, 5300);
+        for i in 0..INBOX_ZONES {
+            let packet = notify(&format!("z{i}.example.")).to_vec().unwrap();
+            assert!(shared.on_packet(&packet, from).is_some());
+        }
+        assert_eq!(shared.counters.lock().unwrap().dropped, 0);
+        let again = notify("z0.example.").to_vec().unwrap();
+        shared.on_packet(&again, from);
+        assert_eq!(
+            shared.counters.lock().unwrap().dropped,
+            0,
+            "a zone already waiting is replaced, not dropped"
+        );
+        let new = notify("example.com.").to_vec().unwrap();
+        assert!(shared.on_packet(&new, from).is_some(), "still answered");
+        let c = shared.counters.lock().unwrap();
+        assert_eq!((c.accepted, c.dropped), (INBOX_ZONES as u64 + 2, 1));
     }
 
     #[test]
