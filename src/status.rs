@@ -33,6 +33,16 @@ pub struct Counters {
     pub reloads_failed: u64,
     pub config_reloads_ok: u64,
     pub config_reloads_failed: u64,
+    /// Changes applied through HAProxy's runtime API (`haproxy_socket`).
+    pub runtime_changes: u64,
+    /// Reloads those changes made unnecessary.
+    pub reloads_avoided: u64,
+    /// Runtime API commands sent and accepted.
+    pub runtime_commands: u64,
+    /// Changes that went to a reload instead, by reason.
+    pub runtime_fallbacks: BTreeMap<&'static str, u64>,
+    /// Reloads owed because HAProxy ran other servers than dest's.
+    pub runtime_reconciled: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -57,6 +67,9 @@ pub struct Snapshot {
     pub notify: Option<SharedCounters>,
     #[serde(skip)]
     pub last_change: Option<SystemTime>,
+    /// The last change went through HAProxy's runtime API, with no reload.
+    #[serde(skip)]
+    pub last_change_no_reload: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -75,6 +88,9 @@ pub struct TemplateStatus {
     pub changes: u64,
     pub check_failures: u64,
     pub reload_failures: u64,
+    /// How the last change reached the middleware: "runtime" (HAProxy's
+    /// runtime API, no reload) or "reload"; None before the first change.
+    pub last_change_applied: Option<&'static str>,
     #[serde(skip)]
     pub last_success_at: Option<SystemTime>,
 }
@@ -115,6 +131,7 @@ impl Snapshot {
             counters: Counters::default(),
             notify: None,
             last_change: None,
+            last_change_no_reload: false,
         }
     }
 
@@ -147,6 +164,9 @@ impl Snapshot {
         match self.last_change {
             Some(t) => {
                 let _ = write!(line, "; last change {}", clock::local_hms(t));
+                if self.last_change_no_reload {
+                    line.push_str(" (runtime API, no reload)");
+                }
             }
             None => line.push_str("; no change yet"),
         }
@@ -238,6 +258,39 @@ impl Collector for Exposition {
             "SIGHUP config reloads, by result.",
             c.config_reloads_ok,
             c.config_reloads_failed,
+        )?;
+        counter(
+            &mut e,
+            "srvd_runtime_changes",
+            "Changes applied through HAProxy's runtime API, with no reload.",
+            c.runtime_changes,
+        )?;
+        counter(
+            &mut e,
+            "srvd_reloads_avoided",
+            "Reloads made unnecessary by the runtime API.",
+            c.reloads_avoided,
+        )?;
+        counter(
+            &mut e,
+            "srvd_runtime_commands",
+            "Runtime API commands sent and accepted.",
+            c.runtime_commands,
+        )?;
+        family(
+            &mut e,
+            ("srvd_runtime_fallbacks", MetricType::Counter),
+            "Changes that needed a reload instead of the runtime API, by reason.",
+            None,
+            c.runtime_fallbacks
+                .iter()
+                .map(|(reason, n)| ([("reason", *reason)], ConstCounter::new(*n))),
+        )?;
+        counter(
+            &mut e,
+            "srvd_runtime_reconciled",
+            "Reloads owed because HAProxy ran other servers than dest's.",
+            c.runtime_reconciled,
         )?;
         let per_template = |value: fn(&TemplateStatus) -> u64| {
             s.templates
@@ -434,6 +487,7 @@ mod tests {
             changes: 3,
             check_failures: 1,
             reload_failures: 0,
+            last_change_applied: None,
             last_success_at: None,
         }
     }
@@ -477,6 +531,7 @@ mod tests {
             n.last_unix.insert("example.com.".into(), 1_800_000_001.5);
         }
         s.notify = Some(notify);
+        s.counters.runtime_fallbacks.insert("a new backend", 2);
         let text = Arc::new(s).metrics_text();
         let families: Vec<(&str, &str)> = text
             .lines()
@@ -492,6 +547,11 @@ mod tests {
             ("srvd_rejected_records_total", "counter"),
             ("srvd_reloads_total", "counter"),
             ("srvd_config_reloads_total", "counter"),
+            ("srvd_runtime_changes_total", "counter"),
+            ("srvd_reloads_avoided_total", "counter"),
+            ("srvd_runtime_commands_total", "counter"),
+            ("srvd_runtime_fallbacks_total", "counter"),
+            ("srvd_runtime_reconciled_total", "counter"),
             ("srvd_changes_applied_total", "counter"),
             ("srvd_check_failures_total", "counter"),
             ("srvd_reload_failures_total", "counter"),
@@ -512,6 +572,7 @@ mod tests {
         for sample in [
             "srvd_reloads_total{result=\"success\"} 0\n",
             "srvd_reloads_total{result=\"failure\"} 0\n",
+            "srvd_runtime_fallbacks_total{reason=\"a new backend\"} 2\n",
             "srvd_template_healthy{template=\"a\"} 0\n",
             "srvd_template_healthy{template=\"b\"} 1\n",
             "srvd_template_last_success_timestamp_seconds{template=\"a\"} 1800000000.25\n",

@@ -1,6 +1,6 @@
-//! The command line: --oneshot's exit code, --dry-run, --no-check,
-//! --no-reload, `srvd render`, `srvd check`, the Go srvd's flags, and the
-//! bundled example.
+//! The command line, through the real binary: --oneshot's exit code,
+//! --dry-run, --no-check, --no-reload, `srvd render`, `srvd generate`, the
+//! Go srvd's flags, and the bundled example.
 
 mod support;
 
@@ -11,17 +11,19 @@ use support::*;
 
 const D: &str = "_mysql._tcp.example.com.";
 
-fn server() -> DnsServer {
-    let s = DnsServer::start();
-    s.set_srv(D, 0, &[(10, 5, 3306, "db-001.example.com.")]);
-    s
+/// A DNS server answering db-001 for `D`, and a site on the usual config
+/// plus `extra`.
+fn configured(extra: &str) -> (DnsServer, Site) {
+    let dns = DnsServer::start();
+    dns.set_srv(D, 0, &[(10, 5, 3306, "db-001.example.com.")]);
+    let site = Site::new();
+    basic_config(&site, &dns, extra);
+    (dns, site)
 }
 
 #[test]
-fn oneshot_exits_0_when_updated_or_up_to_date_and_1_on_failure() {
-    let dns = server();
-    let site = Site::new();
-    basic_config(&site, &dns, "");
+fn oneshot_exits_0_when_updated_or_up_to_date() {
+    let (_dns, site) = configured("");
     let out = site.run(&["--oneshot"]);
     assert_eq!(
         out.status.code(),
@@ -34,6 +36,12 @@ fn oneshot_exits_0_when_updated_or_up_to_date_and_1_on_failure() {
     let out = site.run(&["--oneshot"]);
     assert_eq!(out.status.code(), Some(0), "up to date");
     assert_eq!(site.reloads(), 1, "nothing to reload");
+}
+
+#[test]
+fn oneshot_exits_1_when_dns_or_the_check_fails() {
+    let (dns, site) = configured("");
+    assert_eq!(site.run(&["--oneshot"]).status.code(), Some(0));
     dns.set_mode(D, Mode::ServFail);
     let out = site.run(&["--oneshot"]);
     assert_eq!(out.status.code(), Some(1));
@@ -49,49 +57,9 @@ fn oneshot_exits_0_when_updated_or_up_to_date_and_1_on_failure() {
     assert!(site.read("haproxy.cfg").contains("db-001"));
 }
 
-/// A template that iterates maps (the domains, a record's fields) renders
-/// the same text at every start: no rewrite, no reload when nothing changed.
-#[test]
-fn a_template_iterating_maps_is_up_to_date_at_the_next_start() {
-    let dns = server();
-    let names = [
-        "_e._tcp.example.com.",
-        "_a._tcp.example.com.",
-        "_d._tcp.example.com.",
-    ];
-    for n in names {
-        dns.set_srv(n, 0, &[(10, 5, 3306, "db-001.example.com.")]);
-    }
-    let site = Site::new();
-    let text = basic_config(&site, &dns, "").replace(
-        "domain = \"_mysql._tcp.example.com\"",
-        &format!("domains = {names:?}"),
-    );
-    site.write("srvd.toml", &text);
-    site.write(
-        "haproxy.cfg.tmpl",
-        "{% for name, recs in domains %}backend {{ name }}\n\
-         {% for s in recs %}{% for k, v in s %} {{ k }}={{ v }}{% endfor %}\n{% endfor %}{% endfor %}",
-    );
-    let out = site.run(&["--oneshot"]);
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let first = site.read("haproxy.cfg");
-    assert!(
-        first.starts_with("backend _e._tcp.example.com.\n target=db-001.example.com. host="),
-        "config order, field order: {first}"
-    );
-    for _ in 0..5 {
-        assert_eq!(site.run(&["--oneshot"]).status.code(), Some(0));
-        assert_eq!(site.read("haproxy.cfg"), first);
-    }
-    assert_eq!(site.reloads(), 1, "nothing changed, nothing to reload");
-}
-
 #[test]
 fn oneshot_ignores_wait_and_cooldown() {
-    let dns = server();
-    let site = Site::new();
-    basic_config(&site, &dns, "cooldown = \"1h\"\nwait = \"1h\"");
+    let (dns, site) = configured("cooldown = \"1h\"\nwait = \"1h\"");
     assert_eq!(site.run(&["--oneshot"]).status.code(), Some(0));
     dns.set_srv(D, 0, &[(10, 5, 3306, "db-002.example.com.")]);
     assert_eq!(site.run(&["--oneshot"]).status.code(), Some(0));
@@ -100,9 +68,7 @@ fn oneshot_ignores_wait_and_cooldown() {
 
 #[test]
 fn dry_run_prints_the_diff_and_touches_nothing() {
-    let dns = server();
-    let site = Site::new();
-    basic_config(&site, &dns, "");
+    let (_dns, site) = configured("");
     site.write("haproxy.cfg", "backend db\n  server old old.:1 check\n");
     let out = site.run(&["--oneshot", "--dry-run"]);
     assert_eq!(out.status.code(), Some(0));
@@ -122,13 +88,15 @@ fn dry_run_prints_the_diff_and_touches_nothing() {
 }
 
 #[test]
-fn dry_run_in_the_config_and_the_go_flag_work_too() {
-    let dns = server();
-    let site = Site::new();
-    basic_config(&site, &dns, "dryrun = true");
+fn dry_run_in_the_config_touches_nothing() {
+    let (_dns, site) = configured("dryrun = true");
     assert_eq!(site.run(&["--oneshot"]).status.code(), Some(0));
     assert!(!site.exists("haproxy.cfg"));
-    basic_config(&site, &dns, "");
+}
+
+#[test]
+fn the_go_srvd_flags_work_too() {
+    let (_dns, site) = configured("");
     let out = Command::new(SRVD)
         .args([
             "-config",
@@ -145,9 +113,7 @@ fn dry_run_in_the_config_and_the_go_flag_work_too() {
 
 #[test]
 fn no_check_and_no_reload_skip_their_commands() {
-    let dns = server();
-    let site = Site::new();
-    basic_config(&site, &dns, "");
+    let (_dns, site) = configured("");
     site.write("check.fail", "");
     assert_eq!(
         site.run(&["--oneshot", "--no-check", "--no-reload"])
@@ -162,9 +128,7 @@ fn no_check_and_no_reload_skip_their_commands() {
 
 #[test]
 fn render_prints_what_dest_would_be_from_dns_or_a_zone_file() {
-    let dns = server();
-    let site = Site::new();
-    basic_config(&site, &dns, "");
+    let (_dns, site) = configured("");
     let out = site.run(&["render"]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(
@@ -172,6 +136,13 @@ fn render_prints_what_dest_would_be_from_dns_or_a_zone_file() {
         "backend db\n  server db-001.example.com db-001.example.com.:3306 check\n"
     );
     assert!(!site.exists("haproxy.cfg"));
+    let out = site.run(&["render", "--template", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn render_with_a_zone_file_needs_no_dns_server() {
+    let (_dns, site) = configured("");
     site.write(
         "z.zone",
         "$ORIGIN example.com.\n@ 30 IN SOA ns1 h 1 1 1 1 1\n_mysql._tcp 30 IN SRV 0 0 3307 zdb\n",
@@ -184,12 +155,10 @@ fn render_prints_what_dest_would_be_from_dns_or_a_zone_file() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("zdb.example.com.:3307"));
-    let out = site.run(&["render", "--template", "nope"]);
-    assert_eq!(out.status.code(), Some(1));
 }
 
 #[test]
-fn version_and_help() {
+fn version_prints_the_crate_version() {
     for flag in ["--version", "-version"] {
         let out = Command::new(SRVD).arg(flag).output().unwrap();
         assert_eq!(out.status.code(), Some(0));
@@ -198,6 +167,10 @@ fn version_and_help() {
             format!("srvd {}", env!("CARGO_PKG_VERSION"))
         );
     }
+}
+
+#[test]
+fn an_unknown_flag_is_a_usage_error() {
     let out = Command::new(SRVD).arg("--bogus").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
@@ -231,8 +204,9 @@ fn generate_writes_the_man_page_and_completions() {
     }
 }
 
-#[test]
-fn the_bundled_example_runs_without_a_dns_server() {
+/// The bundled example (examples/) in a scratch directory, its status
+/// endpoint off.
+fn example_site() -> Site {
     let root = env!("CARGO_MANIFEST_DIR");
     let site = Site::new();
     for f in ["srvd.toml", "haproxy.cfg.tmpl", "example.com.zone"] {
@@ -242,6 +216,12 @@ fn the_bundled_example_runs_without_a_dns_server() {
         .read("srvd.toml")
         .replace("status_port = 8080", "nohttpd = true");
     site.write("srvd.toml", &text);
+    site
+}
+
+#[test]
+fn the_bundled_example_runs_without_a_dns_server() {
+    let site = example_site();
     let out = site.run(&["--oneshot"]);
     assert_eq!(
         out.status.code(),
@@ -259,9 +239,19 @@ fn the_bundled_example_runs_without_a_dns_server() {
         "{cfg}"
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("echo (stdout): reloading haproxy"));
+}
 
-    // Editing the zone file is followed by the daemon.
+#[test]
+fn the_bundled_example_follows_edits_of_its_zone_file() {
+    let site = example_site();
     let d = site.start();
+    assert!(
+        wait_until(secs(6.0), || site
+            .read("out/haproxy.cfg")
+            .contains("db-002")),
+        "{}",
+        d.log()
+    );
     assert!(d.wait_log("ready", secs(5.0)) || d.wait_log("started", secs(1.0)));
     let zone = site
         .read("example.com.zone")

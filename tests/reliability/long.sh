@@ -47,7 +47,7 @@ if [[ " $runs " == *" soak "* ]]; then
   cycles=${SRVD_SOAK_CYCLES:-100000}
   echo "== soak: $cycles cycles"
   started=$SECONDS
-  out=$(cd "$root" && SRVD_SOAK_CYCLES=$cycles cargo test --release --locked -q --test reliability \
+  out=$(cd "$root" && SRVD_SOAK_CYCLES=$cycles cargo test --release --locked -q --test soak \
     -- --ignored --exact long_soak --nocapture 2>&1)
   status=$?
   line=$(grep -E '^SOAK ' <<<"$out" | tail -n 1)

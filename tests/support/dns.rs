@@ -1,14 +1,18 @@
-//! A small authoritative DNS server for tests, on real UDP and TCP sockets on
-//! loopback, built on hickory-proto. Tests change its records between cycles,
-//! count the queries it receives, and make it misbehave per name: SERVFAIL,
-//! REFUSED, NXDOMAIN, silence, truncation, garbage, spoofed answers.
+//! The one DNS server of the integration tests: authoritative, on real UDP
+//! and TCP sockets on loopback, built on hickory-proto. Tests change its
+//! records between cycles, count the queries it receives, and make it
+//! misbehave per name (SERVFAIL, REFUSED, NXDOMAIN, silence, truncation,
+//! garbage, a wrong ID, another port, another name), or as a whole: answers
+//! delayed, rotated, forged by a racing attacker, fixed lists of records,
+//! hand-encoded records hickory refuses to build, a new answer every query.
 
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket as StdUdp};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::{A, CNAME, SOA, SRV};
@@ -40,10 +44,38 @@ pub enum Mode {
     OtherName,
 }
 
+/// Forged UDP answers that race every real one, as an off-path attacker
+/// would send them: SRV records pointing at evil.example.com.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Forge {
+    #[default]
+    Off,
+    /// The right ID from another port, and a wrong ID from the right port:
+    /// a client must ignore both.
+    Race,
+    /// The right ID from the right port, which a client must take for the
+    /// answer: the control proving that forgeries really reach it.
+    Control,
+}
+
+/// An SRV record as raw labels, encoded by hand: (priority, weight, port,
+/// TTL, target labels). What hickory refuses to build (a 64-octet label, a
+/// 254-octet name) can still arrive on the wire.
+pub type RawSrv = (u16, u16, u16, u32, Vec<Vec<u8>>);
+
 #[derive(Default)]
 struct State {
     records: Vec<Record>,
     modes: HashMap<Name, Mode>,
+    /// Answers given as they are, whatever the question's type.
+    fixed: HashMap<Name, Vec<Record>>,
+    /// SRV answers encoded by hand.
+    raw: HashMap<Name, Vec<RawSrv>>,
+    /// Names whose SRV answer is new at every query.
+    changing: HashSet<Name>,
+    forge: Forge,
+    /// How long each UDP answer waits before it is sent.
+    delay: Duration,
     rotate: bool,
     /// Add the SRV targets' A records to the additional section.
     glue: bool,
@@ -118,16 +150,36 @@ impl DnsServer {
                     }
                 });
                 let mut buf = vec![0u8; 65535];
+                let other = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
                 loop {
                     let Ok((n, peer)) = udp.recv_from(&mut buf).await else {
                         continue;
                     };
+                    let (forge, delay) = {
+                        let st = st.lock().unwrap();
+                        (st.forge, st.delay)
+                    };
+                    let forged = match forge {
+                        Forge::Off => None,
+                        _ => forgeries(&buf[..n]),
+                    };
+                    if let Some((right_id, wrong_id)) = forged {
+                        let from = if forge == Forge::Control {
+                            &*udp
+                        } else {
+                            &other
+                        };
+                        let _ = from.send_to(&right_id, peer).await;
+                        let _ = udp.send_to(&wrong_id, peer).await;
+                    }
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
                     match answer(&st, &buf[..n], false) {
                         Reply::Bytes(out) => {
                             let _ = udp.send_to(&out, peer).await;
                         }
                         Reply::FromOtherPort(out) => {
-                            let other = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
                             let _ = other.send_to(&out, peer).await;
                         }
                         Reply::Nothing => {}
@@ -203,6 +255,36 @@ impl DnsServer {
             .retain(|r| r.name != owner);
     }
 
+    /// Answers every query for `domain` with `records` as they are (CNAMEs,
+    /// duplicates and all), rotated when `set_rotate` is on.
+    pub fn set_answer(&self, domain: &str, records: Vec<Record>) {
+        self.state
+            .lock()
+            .unwrap()
+            .fixed
+            .insert(name(domain), records);
+    }
+
+    /// Answers every query for `domain` with SRV records encoded by hand.
+    pub fn set_raw_srv(&self, domain: &str, records: Vec<RawSrv>) {
+        self.state.lock().unwrap().raw.insert(name(domain), records);
+    }
+
+    /// Answers SRV queries for `domain` with three records whose targets
+    /// (`v{N}-{i}.example.com.`, TTL 0) change with every query N.
+    pub fn set_changing(&self, domain: &str) {
+        self.state.lock().unwrap().changing.insert(name(domain));
+    }
+
+    pub fn set_forge(&self, forge: Forge) {
+        self.state.lock().unwrap().forge = forge;
+    }
+
+    /// Holds every UDP answer back for `delay` (forgeries go out at once).
+    pub fn set_delay(&self, delay: Duration) {
+        self.state.lock().unwrap().delay = delay;
+    }
+
     pub fn set_mode(&self, domain: &str, mode: Mode) {
         self.state.lock().unwrap().modes.insert(name(domain), mode);
     }
@@ -220,25 +302,36 @@ impl DnsServer {
 
     /// Queries received for `domain` of type `rtype` (UDP and TCP).
     pub fn queries(&self, domain: &str, rtype: RecordType) -> usize {
-        let owner = name(domain);
-        self.state
-            .lock()
-            .unwrap()
-            .queries
-            .iter()
-            .filter(|(n, t, _)| *n == owner && *t == rtype)
-            .count()
+        self.count_queries(domain, |t, _| t == rtype)
+    }
+
+    /// Waits until `n` more queries for `domain` of type `rtype` than
+    /// `since` have arrived: proof that srvd kept polling meanwhile.
+    pub fn wait_queries(
+        &self,
+        domain: &str,
+        rtype: RecordType,
+        since: usize,
+        n: usize,
+        limit: Duration,
+    ) -> bool {
+        super::wait_until(limit, || self.queries(domain, rtype) >= since + n)
     }
 
     /// Queries received over TCP for `domain`.
     pub fn tcp_queries(&self, domain: &str) -> usize {
+        self.count_queries(domain, |_, tcp| tcp)
+    }
+
+    /// Queries for `domain` whose (type, came over TCP) pass `keep`.
+    fn count_queries(&self, domain: &str, keep: impl Fn(RecordType, bool) -> bool) -> usize {
         let owner = name(domain);
         self.state
             .lock()
             .unwrap()
             .queries
             .iter()
-            .filter(|(n, _, tcp)| *n == owner && *tcp)
+            .filter(|(n, t, tcp)| *n == owner && keep(*t, *tcp))
             .count()
     }
 }
@@ -319,6 +412,35 @@ fn answer(state: &Arc<Mutex<State>>, packet: &[u8], tcp: bool) -> Reply {
         _ => {}
     }
 
+    if let Some(records) = st.raw.get(&qname) {
+        return Reply::Bytes(encode_raw(packet, records));
+    }
+    if st.changing.contains(&qname) && qtype == RecordType::SRV {
+        let v = st.counter;
+        for i in 0..3u16 {
+            resp.add_answer(Record::from_rdata(
+                qname.clone(),
+                0,
+                RData::SRV(SRV::new(
+                    i,
+                    5,
+                    3306 + i,
+                    name(&format!("v{v}-{i}.example.com.")),
+                )),
+            ));
+        }
+        return Reply::Bytes(resp.to_vec().unwrap());
+    }
+    if let Some(records) = st.fixed.get(&qname) {
+        let mut records = records.clone();
+        if st.rotate && !records.is_empty() {
+            let k = st.counter % records.len();
+            records.rotate_left(k);
+        }
+        resp.add_answers(records);
+        return Reply::Bytes(resp.to_vec().unwrap());
+    }
+
     // The CNAME chain, then the records of the final name.
     let mut owner = qname.clone();
     let mut answers = Vec::new();
@@ -393,4 +515,67 @@ fn answer(state: &Arc<Mutex<State>>, packet: &[u8], tcp: bool) -> Reply {
         return Reply::FromOtherPort(bytes);
     }
     Reply::Bytes(bytes)
+}
+
+/// Two answers forged for `query`: (the right ID, a wrong ID), each with an
+/// SRV record pointing at evil.example.com.
+fn forgeries(query: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let q = Message::from_vec(query).ok()?;
+    let question = q.queries.first()?.clone();
+    let mut forged = Message::new(q.metadata.id, MessageType::Response, OpCode::Query);
+    forged.metadata.authoritative = true;
+    forged.metadata.recursion_desired = q.metadata.recursion_desired;
+    forged.add_answer(Record::from_rdata(
+        question.name().clone(),
+        0,
+        RData::SRV(SRV::new(0, 0, 80, name("evil.example.com."))),
+    ));
+    forged.add_query(question);
+    let right_id = forged.to_vec().ok()?;
+    forged.metadata.id = q.metadata.id.wrapping_add(1);
+    let wrong_id = forged.to_vec().ok()?;
+    Some((right_id, wrong_id))
+}
+
+/// A response to `query` with `records` encoded by hand, without EDNS.
+fn encode_raw(query: &[u8], records: &[RawSrv]) -> Vec<u8> {
+    // The question: the name's labels, then type and class.
+    let mut end = 12;
+    while end < query.len() && query[end] != 0 {
+        end += 1 + query[end] as usize;
+    }
+    let question_end = (end + 5).min(query.len());
+    let mut out = Vec::new();
+    out.extend_from_slice(&query[..2]);
+    out.extend_from_slice(&[0x84 | (query[2] & 1), 0x00, 0, 1]);
+    out.extend_from_slice(&(records.len() as u16).to_be_bytes());
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    out.extend_from_slice(&query[12..question_end]);
+    for (priority, weight, port, ttl, labels) in records {
+        let mut rdata = Vec::new();
+        rdata.extend_from_slice(&priority.to_be_bytes());
+        rdata.extend_from_slice(&weight.to_be_bytes());
+        rdata.extend_from_slice(&port.to_be_bytes());
+        for l in labels {
+            rdata.push(l.len() as u8);
+            rdata.extend_from_slice(l);
+        }
+        rdata.push(0);
+        out.extend_from_slice(&[0xc0, 0x0c, 0, 33, 0, 1]);
+        out.extend_from_slice(&ttl.to_be_bytes());
+        out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        out.extend_from_slice(&rdata);
+    }
+    out
+}
+
+/// A nameserver that is bound and silent: queries to it time out (a dead
+/// server, not a refused port). Keep it alive as long as srvd may ask it.
+pub fn dead_nameserver() -> StdUdp {
+    StdUdp::bind((Ipv4Addr::LOCALHOST, 0)).unwrap()
+}
+
+/// The SRV target labels of `host` ("db-001.example.com"), for `RawSrv`.
+pub fn labels(host: &str) -> Vec<Vec<u8>> {
+    host.split('.').map(|l| l.as_bytes().to_vec()).collect()
 }

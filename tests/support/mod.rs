@@ -1,10 +1,13 @@
-//! Helpers shared by srvd's integration tests: a real DNS server (`dns`), and
-//! the real srvd binary run in a temporary directory with its log captured.
+//! Helpers shared by srvd's integration tests: a real DNS server (`dns`), a
+//! NOTIFY_SOCKET (`systemd`), a real HAProxy (`haproxy`), and the real srvd
+//! binary run in a temporary directory with its log captured, its status
+//! endpoint read, its processes watched.
 
 #![allow(dead_code)]
 
 pub mod dns;
 pub mod haproxy;
+pub mod systemd;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -13,10 +16,14 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use hickory_proto::rr::RecordType;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 pub const SRVD: &str = env!("CARGO_BIN_EXE_srvd");
+
+/// The domain of `basic_config`'s template.
+pub const D: &str = "_mysql._tcp.example.com.";
 
 /// A scratch directory with a template, a config, and a counter for reloads.
 pub struct Site {
@@ -78,6 +85,42 @@ impl Site {
         self.read("checks.log").lines().count()
     }
 
+    /// Replaces the line `key = ...` of srvd.toml (or adds it first).
+    pub fn set_key(&self, key: &str, value: &str) {
+        let text = self.read("srvd.toml");
+        let mut found = false;
+        let mut out: Vec<String> = text
+            .lines()
+            .map(|l| {
+                if l.starts_with(&format!("{key} = ")) {
+                    found = true;
+                    format!("{key} = {value}")
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect();
+        if !found {
+            out.insert(0, format!("{key} = {value}"));
+        }
+        self.write("srvd.toml", &(out.join("\n") + "\n"));
+    }
+
+    /// Replaces `check_cmd` and `reload_cmd` in srvd.toml (None: keep).
+    pub fn set_commands(&self, check: Option<&str>, reload: Option<&str>) {
+        if let Some(c) = check {
+            self.set_key("check_cmd", &format!("\"\"\"{c}\"\"\""));
+        }
+        if let Some(r) = reload {
+            self.set_key("reload_cmd", &format!("\"\"\"{r}\"\"\""));
+        }
+    }
+
+    /// The process id a command wrote to the file `name`.
+    pub fn read_pid(&self, name: &str) -> Option<i32> {
+        self.read(name).trim().parse().ok()
+    }
+
     /// Runs srvd to completion with `args` (the config is added).
     pub fn run(&self, args: &[&str]) -> Output {
         Command::new(SRVD)
@@ -88,6 +131,18 @@ impl Site {
             .env_remove("RUST_LOG")
             .output()
             .unwrap()
+    }
+
+    /// Starts the daemon with NOTIFY_SOCKET and WATCHDOG_USEC set, as
+    /// systemd starts a Type=notify service.
+    pub fn start_notified(&self, notify: &systemd::NotifySocket, watchdog_usec: &str) -> Daemon {
+        self.start_with(
+            &[],
+            &[
+                ("NOTIFY_SOCKET", notify.path.to_str().unwrap()),
+                ("WATCHDOG_USEC", watchdog_usec),
+            ],
+        )
     }
 
     /// Starts the daemon with the site's srvd.toml.
@@ -145,6 +200,19 @@ impl Daemon {
         self.log().lines().filter(|l| l.contains(pat)).count()
     }
 
+    /// Where the log ends now, for `count_since`.
+    pub fn mark(&self) -> usize {
+        self.log.lock().unwrap().len()
+    }
+
+    /// Lines logged after `mark` that contain `pat`.
+    pub fn count_since(&self, mark: usize, pat: &str) -> usize {
+        self.log()[mark..]
+            .lines()
+            .filter(|l| l.contains(pat))
+            .count()
+    }
+
     pub fn wait_log(&self, pat: &str, limit: Duration) -> bool {
         wait_until(limit, || self.log().contains(pat))
     }
@@ -195,6 +263,71 @@ pub fn secs(s: f64) -> Duration {
 /// A minimal one-domain template: one line per record.
 pub const TEMPLATE: &str = "backend db\n{% for s in srvs %}  server {{ s.host }} {{ s.target }}:{{ s.port }} check\n{% endfor %}";
 
+/// Sets `D`'s answer to two backends, db-001 and db-002, at `ttl`.
+pub fn two_backends(server: &dns::DnsServer, ttl: u32) {
+    server.set_srv(
+        D,
+        ttl,
+        &[
+            (10, 5, 3306, "db-001.example.com."),
+            (10, 5, 3306, "db-002.example.com."),
+        ],
+    );
+}
+
+/// srvd on the usual config plus `extra`, after its first render and reload.
+pub fn running(extra: &str) -> (dns::DnsServer, Site, Daemon) {
+    let server = dns::DnsServer::start();
+    two_backends(&server, 0);
+    let site = Site::new();
+    basic_config(&site, &server, extra);
+    let d = site.start();
+    assert!(wait_until(secs(5.0), || site.reloads() == 1), "{}", d.log());
+    (server, site, d)
+}
+
+/// Waits for `n` more SRV queries for `D` than `server` has had: proof that
+/// srvd kept polling, so that a test asserting that nothing happened
+/// meanwhile (no rewrite, no second check or reload) cannot pass because
+/// srvd stopped. The limit allows polls five times slower than the usual
+/// 100 ms interval, and 10 s more. `what` names the case in the message.
+pub fn assert_polls(server: &dns::DnsServer, d: &Daemon, n: usize, what: &str) {
+    let since = server.queries(D, RecordType::SRV);
+    assert!(
+        server.wait_queries(D, RecordType::SRV, since, n, secs(10.0 + n as f64 * 0.5)),
+        "{what}: srvd stopped polling: {} of {n} queries\n{}",
+        server.queries(D, RecordType::SRV) - since,
+        d.log()
+    );
+}
+
+/// Runs `srvd check` on srvd.toml `config` and asserts that it is refused
+/// as a config error (exit 78, sysexits.h's EX_CONFIG) with a message on
+/// stderr that contains each of `needles`, without a panic.
+pub fn assert_refused(site: &Site, what: &str, config: &str, needles: &[&str]) {
+    site.write("srvd.toml", config);
+    let out = site.run(&["check"]);
+    let msg = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(78), "{what}: exit code\n{msg}");
+    for n in needles {
+        assert!(
+            msg.contains(n),
+            "{what}: message should contain {n:?}:\n{msg}"
+        );
+    }
+    assert!(!msg.contains("panicked"), "{what}: {msg}");
+}
+
+/// `basic_config` with the status endpoint on a free port; returns its
+/// address.
+pub fn config_with_status(site: &Site, server: &dns::DnsServer, extra: &str) -> String {
+    let port = free_port();
+    let text = basic_config(site, server, &format!("status_port = {port}\n{extra}"))
+        .replace("nohttpd = true\n", "");
+    site.write("srvd.toml", &text);
+    format!("127.0.0.1:{port}")
+}
+
 /// The usual config for a site: one template, one domain at `server`.
 pub fn basic_config(site: &Site, server: &dns::DnsServer, extra: &str) -> String {
     site.write("haproxy.cfg.tmpl", TEMPLATE);
@@ -227,6 +360,58 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A loopback port free for both UDP and TCP a moment ago.
+pub fn free_udp_port() -> u16 {
+    loop {
+        let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = u.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// /status as JSON; Null when it cannot be read.
+pub fn status_json(addr: &str) -> serde_json::Value {
+    let (code, body) = http_get(addr, "/status");
+    if code != 200 {
+        return serde_json::Value::Null;
+    }
+    serde_json::from_str(&body).unwrap_or(serde_json::Value::Null)
+}
+
+/// A value from /metrics, e.g. `srvd_cycles_total`.
+pub fn metric(addr: &str, key: &str) -> Option<f64> {
+    let (_, body) = http_get(addr, "/metrics");
+    body.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Whether process `pid` still runs (a zombie still answers kill(0); it is
+/// gone for our purpose).
+pub fn alive(pid: i32) -> bool {
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let zombie = state
+        .rsplit_once(')')
+        .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+    kill(Pid::from_raw(pid), None).is_ok() && !zombie
+}
+
+/// A field of /proc/PID/status in KiB, e.g. "VmRSS" (0 when unreadable).
+pub fn proc_kib(pid: Pid, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Resident memory of `pid`, in KiB.
+pub fn rss_kib(pid: Pid) -> u64 {
+    proc_kib(pid, "VmRSS")
 }
 
 /// GET `path`; (0, "") when the endpoint cannot be reached.

@@ -1,6 +1,7 @@
-//! DNS NOTIFY end to end through the real binary: with polling at 60 s and a
-//! TTL of 300 s, only a NOTIFY can explain a prompt rewrite. Refused sources,
-//! bad TSIG, unrelated zones, malformed packets and a flood are covered.
+//! DNS NOTIFY (RFC 1996) end to end through the real binary: with polling
+//! at 60 s and a TTL of 300 s, only a NOTIFY can explain a prompt rewrite.
+//! Refused sources, bad TSIG, unrelated zones, malformed packets, a flood,
+//! the counters, and every mistake in `[notify]` refused at `srvd check`.
 
 mod support;
 
@@ -13,18 +14,7 @@ use hickory_proto::rr::{Name, RecordType, TSigner};
 use support::dns::DnsServer;
 use support::*;
 
-const D: &str = "_mysql._tcp.example.com.";
 const SECRET_B64: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
-
-fn free_udp_port() -> u16 {
-    loop {
-        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = u.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
 
 struct Setup {
     dns: DnsServer,
@@ -345,4 +335,68 @@ fn notify_counters_show_in_status_and_metrics() {
         status.contains("\"accepted\": 1") && status.contains("\"example.com.\""),
         "{status}"
     );
+}
+
+/// `[notify]` settings `srvd check` must refuse: (what, lines after a valid
+/// template, texts the message must contain).
+const BAD_NOTIFY: &[(&str, &str, &[&str])] = &[
+    (
+        "notify without listen",
+        "[notify]\nlisten = []\n",
+        &["[notify]", "`listen`"],
+    ),
+    (
+        "notify listen without a port",
+        "[notify]\nlisten = [\"127.0.0.1\"]\n",
+        &["`listen`", "127.0.0.1"],
+    ),
+    (
+        "notify allow of words",
+        "[notify]\nlisten = [\"127.0.0.1:5353\"]\nallow = [\"bad\"]\n",
+        &["`allow`", "bad"],
+    ),
+    (
+        "TSIG key without a secret",
+        "[notify]\nlisten = [\"127.0.0.1:5353\"]\nkey_name = \"k\"\n",
+        &["`secret_file`"],
+    ),
+    (
+        "TSIG secret file missing",
+        "[notify]\nlisten = [\"127.0.0.1:5353\"]\nkey_name = \"k\"\nsecret_file = \"nope.key\"\n",
+        &["`secret_file`", "nope.key"],
+    ),
+    (
+        "TSIG algorithm unknown",
+        "[notify]\nlisten = [\"127.0.0.1:5353\"]\nkey_name = \"k\"\nsecret_file = \"bad.key\"\nalgorithm = \"hmac-md5\"\n",
+        &["`algorithm`", "hmac-md5"],
+    ),
+    (
+        "TSIG secret not base64",
+        "[notify]\nlisten = [\"127.0.0.1:5353\"]\nkey_name = \"k\"\nsecret_file = \"bad.key\"\n",
+        &["`secret_file`", "base64"],
+    ),
+    (
+        "notify table twice",
+        "[notify]\nlisten = [\"127.0.0.1:5353\"]\n[notify]\nlisten = [\"127.0.0.1:5354\"]\n",
+        &["duplicate key", "line 6"],
+    ),
+    (
+        "primaries of words",
+        "[notify]\nlisten = [\"127.0.0.1:5353\"]\n[notify.primaries]\n\"example.com\" = [\"nope\"]\n",
+        &["[notify.primaries]", "nope"],
+    ),
+];
+
+#[test]
+fn bad_notify_settings_name_the_key_and_exit_78() {
+    let site = Site::new();
+    site.write("t.tmpl", "x\n");
+    site.write("bad.key", "secret \"!!not base64!!\";\n");
+    let head = "src = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\n";
+    let mut tried = 0;
+    for (what, tail, needles) in BAD_NOTIFY {
+        assert_refused(&site, what, &format!("{head}{tail}"), needles);
+        tried += 1;
+    }
+    assert_eq!(tried, BAD_NOTIFY.len());
 }
