@@ -128,9 +128,11 @@ fn server_changes_apply_through_the_runtime_api_without_a_reload() {
     }));
     let mut pinned = pinned.unwrap();
     let client = Client::start(front);
-    // A fixed walk through sets of servers: added, removed, weights, backup.
+    // A fixed walk of 200 steps through sets of servers: added, removed,
+    // weights, backup.
     let mut seed = 7u32;
-    for step in 0..40 {
+    let mut applied = 0;
+    for step in 0..200 {
         let mut chosen = vec![(0usize, 10u16, false)];
         for i in 1..pool.len() {
             seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
@@ -143,7 +145,10 @@ fn server_changes_apply_through_the_runtime_api_without_a_reload() {
         if next == current {
             continue;
         }
-        apply(&rt, &h, &current, &next, Duration::ZERO);
+        // A leaving server drains first: a connection HAProxy just sent
+        // there may finish (a drain of zero would cut it).
+        apply(&rt, &h, &current, &next, Duration::from_secs(1));
+        applied += 1;
         current = next;
         assert!(
             pinned.alive(),
@@ -151,6 +156,10 @@ fn server_changes_apply_through_the_runtime_api_without_a_reload() {
         );
     }
     let (ok, failed) = client.finish();
+    assert!(
+        applied >= 150,
+        "only {applied} of 200 steps changed the servers"
+    );
     assert!(ok > 0, "the client made no connection");
     assert_eq!(
         failed,
@@ -480,7 +489,7 @@ mod daemon {
 
     #[test]
     fn record_changes_reach_haproxy_with_no_reload() {
-        let s = stack(&[(10, 10, 0), (10, 10, 1)], "drain = \"0s\"\n");
+        let s = stack(&[(10, 10, 0), (10, 10, 1)], "drain = \"1s\"\n");
         let worker = s.haproxy.worker_pid();
         let front = {
             let text = s.site.read("haproxy.cfg");
