@@ -11,12 +11,21 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use std::time::Instant;
+
+use super::Engine;
+use super::inputs::content;
+use super::install;
+use super::reload;
+use super::state::{Reload, Replaced, Report};
+use crate::apply;
 use crate::command::Failure;
 use crate::config::TemplateSettings;
 use crate::haproxy::master::{self, Verdict};
 use crate::haproxy::runtime::{self, Applied};
 use crate::haproxy::servers::{Change, Layout, diff};
 use crate::haproxy::socket::CliAddress;
+use crate::logging::tlog;
 
 /// Why a change went to a reload instead of the runtime API.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,6 +164,136 @@ async fn stopping(stop: &mut watch::Receiver<bool>) {
         if stop.changed().await.is_err() {
             // The sender is gone: never stopping from here.
             std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// How often srvd asks HAProxy's stats socket whether HAProxy restarted
+/// (`show info`), per template with `haproxy_socket`.
+pub(super) const RECONCILE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Engine {
+    /// Applies what the runtime API can for templates with `haproxy_socket`;
+    /// returns the templates still to reload.
+    pub(super) async fn apply_runtime(
+        &mut self,
+        replaced: Vec<Replaced>,
+        now: Instant,
+        report: &mut Report,
+    ) -> Vec<Replaced> {
+        let mut rest = Vec::new();
+        for r in replaced {
+            let t = &self.settings.templates[r.index];
+            let Some(addr) = t
+                .haproxy
+                .socket
+                .clone()
+                .filter(|_| !self.settings.flags.no_reload)
+            else {
+                rest.push(r);
+                continue;
+            };
+            let new = content(&self.runs[r.index]).to_vec();
+            let old = r.previous.as_ref().map(|p| p.content.as_slice());
+            match apply_runtime(t, &addr, old, &new, &mut self.stop).await {
+                Ok(done) => {
+                    self.counters.runtime_changes += 1;
+                    self.counters.reloads_avoided += 1;
+                    self.counters.runtime_commands += done.applied.commands as u64;
+                    let list: Vec<String> = done.changes.iter().map(|c| c.to_string()).collect();
+                    tlog!(
+                        Info,
+                        t,
+                        None,
+                        "{}: runtime: {} through {addr}, no reload{}",
+                        t.name,
+                        if list.is_empty() {
+                            "nothing HAProxy runs changed".into()
+                        } else {
+                            list.join(", ")
+                        },
+                        if done.applied.drained.is_zero() {
+                            String::new()
+                        } else {
+                            format!(
+                                " (drained {})",
+                                crate::config::duration::display(done.applied.drained)
+                            )
+                        }
+                    );
+                    let run = &mut self.runs[r.index];
+                    run.no_reload_change = true;
+                    install::after_replace(t, run, r, reload::Next::Done, &Ok(()), now, report);
+                }
+                Err(fallback) => {
+                    *self
+                        .counters
+                        .runtime_fallbacks
+                        .entry(fallback.reason)
+                        .or_default() += 1;
+                    self.runs[r.index].no_reload_change = false;
+                    tlog!(
+                        Info,
+                        t,
+                        None,
+                        "{}: reload: the runtime API cannot apply this change ({}): {}",
+                        t.name,
+                        fallback.reason,
+                        fallback.detail
+                    );
+                    rest.push(r);
+                }
+            }
+        }
+        rest
+    }
+
+    /// At srvd's start and after HAProxy restarted (its worker's process id
+    /// or uptime went back), compares HAProxy's running servers with dest
+    /// for templates with `haproxy_socket`, and owes a reload where they
+    /// differ. Asks at most every `RECONCILE_EVERY` per template.
+    pub(super) async fn reconcile(&mut self, up_to_date: &[usize], now: Instant) {
+        for &i in up_to_date {
+            let t = &self.settings.templates[i];
+            let Some(addr) = t.haproxy.socket.clone() else {
+                continue;
+            };
+            let run = &mut self.runs[i];
+            if run.reload != Reload::Settled
+                || run
+                    .haproxy_checked
+                    .is_some_and(|(at, _)| now < at + RECONCILE_EVERY)
+            {
+                continue;
+            }
+            let limit = t.timing.timeout;
+            let Some(worker) = worker(&addr, limit).await else {
+                continue;
+            };
+            let known = run.haproxy_checked.map(|(_, w)| w);
+            run.haproxy_checked = Some((now, worker));
+            let same_worker =
+                known.is_some_and(|k| k.pid == worker.pid && worker.uptime_sec >= k.uptime_sec);
+            if same_worker {
+                continue;
+            }
+            let Ok(Some(current)) = apply::read_dest(&apply::real_dest(&t.dest)) else {
+                continue;
+            };
+            if let Some(why) = differs_from(&addr, &current.content, limit).await {
+                tlog!(
+                    Warn,
+                    t,
+                    None,
+                    "{}: HAProxy does not run dest's servers ({why}); reloading",
+                    t.name
+                );
+                self.counters.runtime_reconciled += 1;
+                run.reload = Reload::Owed {
+                    retry_at: now,
+                    backoff: std::time::Duration::ZERO,
+                };
+            }
         }
     }
 }
