@@ -141,7 +141,7 @@ dest = "$work/host/haproxy.cfg"
 domain = "_mysql._tcp.example.com"
 zone_file = "$root/examples/example.com.zone"
 resolve_targets = true
-check_cmd = "haproxy -c -q -f {{ src }}"
+check_cmd = "haproxy -c -f {{ src }}"
 reload_cmd = "true"
 # Not where the test connects: the endpoint must come from the passed socket.
 status_port = $other
@@ -439,7 +439,7 @@ src = "/etc/srvd/api.cfg.tmpl"
 dest = "/etc/haproxy/instance.cfg"
 domain = "_mysql._tcp.example.com"
 resolve_targets = true
-check_cmd = "/usr/sbin/haproxy -c -q -f {{ src }}"
+check_cmd = "/usr/sbin/haproxy -c -f {{ src }}"
 nameservers = ["127.0.0.1:53"]
 nohttpd = true
 EOF
