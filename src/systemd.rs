@@ -156,20 +156,23 @@ impl SdNotify {
         match sent {
             Ok(()) => {
                 if self.failing.swap(false, Ordering::Relaxed) {
-                    log::info!("systemd notify socket {} works again", socket.display());
+                    log::info!(
+                        "systemd notify socket {} works again",
+                        socket.to_string_lossy()
+                    );
                 }
                 true
             }
             Err(e) => {
                 let what = msg.lines().next().unwrap_or_default();
                 if self.failing.swap(true, Ordering::Relaxed) {
-                    log::debug!("sd_notify to {}: {what}: {e}", socket.display());
+                    log::debug!("sd_notify to {}: {what}: {e}", socket.to_string_lossy());
                 } else {
                     log::warn!(
                         "cannot tell systemd {what}: NOTIFY_SOCKET={}: {e}; systemd will not \
                          see srvd's state (a Type=notify unit times out); check the socket or \
                          set sdnotify = false",
-                        socket.display()
+                        socket.to_string_lossy()
                     );
                 }
                 false

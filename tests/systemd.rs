@@ -210,7 +210,9 @@ fn abstract_notify_socket_gets_ready_status_and_watchdog() {
     let notify = NotifySocket::new_abstract(&site);
     assert!(notify.path.to_str().unwrap().starts_with('@'));
     let d = site.start_notified(&notify, "400000");
-    let i = notify.wait_for("READY=1", secs(5.0)).expect(&d.log());
+    let i = notify
+        .wait_for("READY=1", secs(5.0))
+        .unwrap_or_else(|| panic!("no READY=1: {}", d.log()));
     assert!(
         notify.seen()[i].contains("STATUS=1 template ok; 1 target"),
         "{:?}",
