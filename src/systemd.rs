@@ -199,3 +199,25 @@ pub fn listen_fds() -> Vec<OwnedFd> {
 pub fn stderr_is_journal() -> bool {
     systemd_journal_logger::connected_to_journal()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn notify_socket_forms_of_sd_notify_3() {
+        assert_eq!(
+            NotifyAddr::parse(OsStr::new("/run/systemd/notify")),
+            Ok(NotifyAddr::Path("/run/systemd/notify".into()))
+        );
+        assert_eq!(
+            NotifyAddr::parse(OsStr::new("@srvd/notify")),
+            Ok(NotifyAddr::Abstract(b"srvd/notify".to_vec()))
+        );
+        for refused in ["", "@", "run/notify", "vsock:2:1234", "vsock-dgram:2:1"] {
+            let e = NotifyAddr::parse(OsStr::new(refused)).unwrap_err();
+            assert!(e.contains("absolute path or @name"), "{refused}: {e}");
+        }
+    }
+}
