@@ -152,6 +152,10 @@ pub enum Failure {
     Spawn(std::io::Error),
     /// It ran and exited non-zero or was killed by a signal.
     Exit(ExitStatus),
+    /// The same, without a line of output: the log cannot say why, which
+    /// is what `haproxy -c -q` does on every error (HAProxy 2.6), so the
+    /// message says how to get the reason.
+    Silent(ExitStatus),
     /// It ran past its timeout; its whole process group was killed.
     Timeout(Duration),
     /// srvd is stopping; the command's process group was killed.
@@ -170,6 +174,12 @@ impl fmt::Display for Failure {
                 (None, Some(sig)) => write!(f, "was killed by signal {sig}"),
                 _ => write!(f, "failed ({status})"),
             },
+            Failure::Silent(status) => write!(
+                f,
+                "{} and printed nothing, so the log cannot say why; run it without a quiet \
+                 flag (`haproxy -c -q` prints nothing on errors: use `haproxy -c`)",
+                Failure::Exit(*status)
+            ),
             Failure::Timeout(d) => write!(
                 f,
                 "timed out after {} and was killed",
@@ -250,8 +260,12 @@ pub async fn run(
     }
     output.finish();
     output.log(label, result.is_ok());
+    let result = match result {
+        Err(Failure::Exit(s)) if output.lines().next().is_none() => Err(Failure::Silent(s)),
+        other => other,
+    };
     if let Some(pgid) = pgid {
-        if result.is_ok() || matches!(result, Err(Failure::Exit(_))) {
+        if result.is_ok() || matches!(result, Err(Failure::Exit(_) | Failure::Silent(_))) {
             reap_at_deadline(pgid, deadline, label);
         }
     }

@@ -10,7 +10,7 @@ pub mod settings;
 use std::fmt;
 use std::path::Path;
 
-pub use file::{FileConfig, Net, Wait};
+pub use file::{FileConfig, Net, Wait, WriteMode};
 pub use names::Domain;
 pub use settings::{
     DnsSettings, Flags, Perms, RecordSource, Servers, Settings, TemplateSettings, Timing,

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::file::{FileConfig, Id, Net, TemplateTable, Wait};
+use super::file::{FileConfig, Id, Net, TemplateTable, Wait, WriteMode};
 use super::names::{Domain, parse_nameserver};
 use crate::command::CommandLine;
 use crate::dns_notify::{self, settings::DnsNotifySettings};
@@ -99,6 +99,8 @@ pub struct TemplateSettings {
     pub allow_empty: bool,
     pub min_records: usize,
     pub resolve_targets: bool,
+    /// How dest is replaced; `Rename` unless the config says `in-place`.
+    pub write: WriteMode,
     pub timing: Timing,
     pub haproxy: HaproxySettings,
 }
@@ -429,6 +431,7 @@ fn template(
             .resolve_targets
             .or(defaults.resolve_targets)
             .unwrap_or(false),
+        write: t.write.or(defaults.write).unwrap_or(WriteMode::Rename),
         timing: Timing {
             interval,
             timeout,

@@ -52,8 +52,8 @@ pub async fn install(
     if marker {
         apply::mark_reload_owed(&work.dest);
     }
-    match apply::replace(staged) {
-        Ok(Method::Rename) => {}
+    match apply::replace(staged, t.write) {
+        Ok(Method::Rename | Method::InPlaceAsked) => {}
         Ok(Method::InPlace) => tlog!(
             Warn,
             t,
@@ -116,7 +116,7 @@ pub fn after_replace(
     run.reload_failures += 1;
     let backoff = plan::failed(&mut run.plan, r.hash, now);
     let rollback = if step == Next::RollBack {
-        match apply::restore(&dest, r.previous.as_ref()) {
+        match apply::restore(&dest, r.previous.as_ref(), t.write) {
             Ok(()) => {
                 apply::clear_reload_owed(&dest);
                 run.dest = if r.previous.is_some() {
