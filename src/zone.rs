@@ -16,6 +16,9 @@ use crate::stamp::Stamp;
 pub struct ZoneFile {
     path: PathBuf,
     stamp: Option<Stamp>,
+    /// A hash of the bytes last parsed: a file read again for want of a
+    /// trusted stamp is parsed again only when its content changed.
+    digest: Option<u64>,
     zone: Result<Zone, String>,
 }
 
@@ -31,20 +34,34 @@ impl ZoneFile {
         let mut z = ZoneFile {
             path: path.to_owned(),
             stamp: None,
+            digest: None,
             zone: Err("not read yet".into()),
         };
         z.refresh();
         z
     }
 
-    /// Re-reads the file if it changed on disk. Returns true when it did.
+    /// Re-reads the file if it may have changed on disk (its stamp moved, or
+    /// is too recent to be trusted, see `Stamp`). Returns true when its
+    /// content changed.
     pub fn refresh(&mut self) -> bool {
         let stamp = Stamp::of(&self.path);
         if stamp.is_some() && stamp == self.stamp {
             return false;
         }
         self.stamp = stamp;
-        self.zone = read(&self.path);
+        let bytes = std::fs::read(&self.path);
+        let digest = bytes.as_ref().ok().map(|b| {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            b.hash(&mut h);
+            h.finish()
+        });
+        if digest.is_some() && digest == self.digest {
+            return false;
+        }
+        self.digest = digest;
+        self.zone = read(&self.path, bytes);
         if let Err(e) = &self.zone {
             log::warn!("{e}");
         }
@@ -110,9 +127,10 @@ impl ZoneFile {
     }
 }
 
-fn read(path: &Path) -> Result<Zone, String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("zone_file {}: {e}", path.display()))?;
+fn read(path: &Path, bytes: std::io::Result<Vec<u8>>) -> Result<Zone, String> {
+    let text = bytes
+        .and_then(|b| String::from_utf8(b).map_err(std::io::Error::other))
+        .map_err(|e| format!("zone_file {}: {e}", path.display()))?;
     let (_origin, sets) = Parser::new(text, Some(path.to_owned()), None)
         .parse()
         .map_err(|e| format!("zone_file {}: {e}", path.display()))?;

@@ -80,7 +80,13 @@ pub struct DnsSettings {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Servers {
-    ResolvConf(PathBuf),
+    /// `resolv_conf` (relative to the config's directory), and the name
+    /// servers it listed when srvd.toml was loaded (`config::load` reads it,
+    /// at start and on SIGHUP; `parse` leaves the list empty).
+    ResolvConf {
+        path: PathBuf,
+        listed: Vec<SocketAddr>,
+    },
     List(Vec<SocketAddr>),
 }
 
@@ -93,7 +99,7 @@ pub struct TemplateSettings {
     pub domains: Vec<Domain>,
     pub check_cmd: Option<CommandLine>,
     pub reload_cmd: Option<CommandLine>,
-    pub perms: Perms,
+    pub perms: Ownership,
     pub allow_empty: bool,
     pub min_records: usize,
     pub resolve_targets: bool,
@@ -107,6 +113,44 @@ pub struct Perms {
     pub mode: Option<u32>,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
+}
+
+/// `mode`, `owner` and `group` as configured. A name that did not resolve
+/// when the config was loaded stays a name: a user from a directory service
+/// (LDAP, SSSD) or from a package installed later may resolve at the next
+/// try, so it fails its template's writes (with the back-off) instead of
+/// the whole config.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ownership {
+    pub mode: Option<u32>,
+    pub owner: Option<Id>,
+    pub group: Option<Id>,
+}
+
+impl Ownership {
+    /// The ids to give dest now (getpwnam(3), getgrnam(3)), or why a name
+    /// does not resolve: "`owner`: no user named \"pgbouncer\"".
+    pub fn resolve(&self) -> Result<Perms, String> {
+        let uid = self.owner.as_ref().map(resolve_user).transpose();
+        let gid = self.group.as_ref().map(resolve_group).transpose();
+        Ok(Perms {
+            mode: self.mode,
+            uid: uid.map_err(|e| format!("`owner`: {e}"))?,
+            gid: gid.map_err(|e| format!("`group`: {e}"))?,
+        })
+    }
+
+    /// The names that do not resolve now, each with why.
+    pub fn unresolved(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(Err(e)) = self.owner.as_ref().map(resolve_user) {
+            out.push(format!("`owner`: {e}"));
+        }
+        if let Some(Err(e)) = self.group.as_ref().map(resolve_group) {
+            out.push(format!("`group`: {e}"));
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,7 +203,7 @@ pub fn validate(mut file: FileConfig, config_path: &Path) -> Result<Settings, Ve
     }
     for (i, a) in templates.iter().enumerate() {
         for b in &templates[i + 1..] {
-            if a.dest == b.dest {
+            if same_file(&a.dest, &b.dest) {
                 errors.push(format!(
                     "`dest`: templates {:?} and {:?} both write {}",
                     a.name,
@@ -192,9 +236,11 @@ pub fn validate(mut file: FileConfig, config_path: &Path) -> Result<Settings, Ve
                     }
                     Some(Servers::List(addrs))
                 }
-                None => Some(Servers::ResolvConf(
-                    resolv_conf.unwrap_or_else(|| PathBuf::from(defaults::RESOLV_CONF)),
-                )),
+                None => Some(Servers::ResolvConf {
+                    path: base
+                        .join(resolv_conf.unwrap_or_else(|| PathBuf::from(defaults::RESOLV_CONF))),
+                    listed: Vec::new(),
+                }),
             };
             if file.dns_attempts == Some(0) {
                 errors.push("`dns_attempts` must be at least 1".into());
@@ -345,16 +391,16 @@ fn template(
         .mode
         .or_else(|| defaults.mode.clone())
         .and_then(|m| parse_mode(&m).map_err(|e| err(format!("`mode`: {e}"))).ok());
-    let uid = t.owner.or_else(|| defaults.owner.clone()).and_then(|id| {
-        resolve_user(&id)
-            .map_err(|e| err(format!("`owner`: {e}")))
-            .ok()
-    });
-    let gid = t.group.or_else(|| defaults.group.clone()).and_then(|id| {
-        resolve_group(&id)
-            .map_err(|e| err(format!("`group`: {e}")))
-            .ok()
-    });
+    // A name that resolves now is fixed now, as before; one that does not
+    // is looked up again at each write (see `Ownership`).
+    let owner = t
+        .owner
+        .or_else(|| defaults.owner.clone())
+        .map(|id| resolve_user(&id).map_or(id, Id::Number));
+    let group = t
+        .group
+        .or_else(|| defaults.group.clone())
+        .map(|id| resolve_group(&id).map_or(id, Id::Number));
 
     let interval = t
         .interval
@@ -380,7 +426,7 @@ fn template(
         domains,
         check_cmd,
         reload_cmd,
-        perms: Perms { mode, uid, gid },
+        perms: Ownership { mode, owner, group },
         allow_empty: t.allow_empty.or(defaults.allow_empty).unwrap_or(false),
         min_records: t.min_records.or(defaults.min_records).unwrap_or(0) as usize,
         resolve_targets: t
@@ -399,15 +445,67 @@ fn template(
     })
 }
 
-/// Same path, or the same file reached through another path.
-fn same_file(a: &Path, b: &Path) -> bool {
-    if a == b {
+/// Same path, or the same file reached through another path: spelled
+/// differently (`out/x` and `./out/x`, `a/../out/x`), through a symbolic
+/// link, or a hard link (same device and inode, where both exist).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if a == b || resolved(a) == resolved(b) {
         return true;
     }
-    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(a), Ok(b)) => a == b,
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
         _ => false,
     }
+}
+
+/// `path` made absolute, with its longest existing ancestor's symbolic
+/// links resolved (realpath(3)) and the rest's `.` and `..` read lexically:
+/// one spelling per file, whether it exists yet or not.
+pub fn resolved(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let mut rest = Vec::new();
+    let mut head = absolute.as_path();
+    let mut out = loop {
+        if let Ok(real) = std::fs::canonicalize(head) {
+            break real;
+        }
+        match (head.parent(), head.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                head = parent;
+            }
+            // `..` or the root: read the rest lexically from here.
+            _ => break lexical(head),
+        }
+    };
+    for name in rest.iter().rev() {
+        match Path::new(name).components().next() {
+            Some(Component::ParentDir) => {
+                out.pop();
+            }
+            Some(Component::Normal(n)) => out.push(n),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `path` with `.` and `..` read lexically.
+fn lexical(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn parse_mode(text: &str) -> Result<u32, String> {

@@ -46,15 +46,24 @@ pub struct Loaded {
     pub renderer: Renderer,
 }
 
-/// Reads srvd.toml with the command line's `cli` flags added, and compiles
-/// every template it names. Compiling happens here, above both config and
+/// Reads srvd.toml with the command line's `cli` flags added, compiles
+/// every template it names, and renders each against sample records (see
+/// `Renderer::try_samples`), so that start-up, SIGHUP and `srvd check`
+/// refuse the same configs. Compiling happens here, above both config and
 /// render, so that neither imports the other. Errors list every problem.
 pub fn load(path: &Path, cli: Flags) -> Result<Loaded, ConfigError> {
     let settings = config::load_with_flags(path, cli)?;
-    let renderer = Renderer::load(&settings.templates).map_err(|problems| ConfigError {
+    let error = |problems| ConfigError {
         path: path.display().to_string(),
         problems,
-    })?;
+    };
+    let renderer = Renderer::load(&settings.templates).map_err(error)?;
+    let problems: Vec<String> = (settings.templates.iter().enumerate())
+        .filter_map(|(i, t)| renderer.try_samples(i, t).err())
+        .collect();
+    if !problems.is_empty() {
+        return Err(error(problems));
+    }
     Ok(Loaded { settings, renderer })
 }
 
@@ -117,10 +126,17 @@ impl Engine {
 
     /// Puts a newly loaded config in force (SIGHUP). Templates writing the
     /// same dest keep their history (cooldown, back-off, last change), and
-    /// cached DNS answers are kept when the record source did not change.
+    /// cached DNS answers are kept when the record source did not change
+    /// (the same name servers, `resolv_conf` read again). A zone file is
+    /// always read again, whatever its stamp says.
     pub fn replace_config(&mut self, loaded: Loaded) -> anyhow::Result<()> {
-        if loaded.settings.source != self.settings.source {
+        let zone = matches!(loaded.settings.source, config::RecordSource::ZoneFile(_));
+        if zone || loaded.settings.source != self.settings.source {
             self.inputs.source = crate::source::Source::new(&loaded.settings.source)?;
+        }
+        if loaded.settings.source != self.settings.source {
+            let now = crate::source::describe(&loaded.settings.source);
+            log::info!("records now from {now}");
         }
         let mut old: HashMap<PathBuf, TemplateRun> = self
             .settings
@@ -300,6 +316,23 @@ impl Engine {
             .records(t, run, answers, now, &mut self.counters)
             .await?;
         let hash = self.inputs.render(i, t, run, &inputs, &mut self.counters)?;
+        // An owner or group that does not resolve (yet) is this template's
+        // failure, retried with the back-off; the others go on.
+        let perms = match t.perms.resolve() {
+            Ok(perms) => perms,
+            Err(why) => {
+                return match plan::decide(&mut run.plan, hash, false, now, &t.timing, true) {
+                    Decision::Defer { why, until } => {
+                        run.change = Change::Waiting { why, until };
+                        Ok(Prepared::Nothing)
+                    }
+                    _ => {
+                        let backoff = plan::failed(&mut run.plan, hash, now);
+                        Err(Error::Owner { why, backoff })
+                    }
+                };
+            }
+        };
         let dest = apply::real_dest(&t.dest);
         // The common case costs one stat(2): dest is as srvd last found it.
         let stamp = Stamp::of(&dest);
@@ -307,7 +340,7 @@ impl Engine {
             (true, None, None)
         } else {
             let current = apply::read_dest(&dest).map_err(Error::Read)?;
-            let owner = apply::wanted_owner(&t.perms, current.as_ref());
+            let owner = apply::wanted_owner(&perms, current.as_ref());
             let same = apply::is_up_to_date(current.as_ref(), content(run), owner);
             run.dest = match (&current, same) {
                 (None, _) => Dest::Absent,
