@@ -133,11 +133,14 @@ impl Ownership {
     pub fn resolve(&self) -> Result<Perms, String> {
         let uid = self.owner.as_ref().map(resolve_user).transpose();
         let gid = self.group.as_ref().map(resolve_group).transpose();
-        Ok(Perms {
-            mode: self.mode,
-            uid: uid.map_err(|e| format!("`owner`: {e}"))?,
-            gid: gid.map_err(|e| format!("`group`: {e}"))?,
-        })
+        match (uid, gid) {
+            (Ok(uid), Ok(gid)) => Ok(Perms {
+                mode: self.mode,
+                uid,
+                gid,
+            }),
+            _ => Err(self.unresolved().join("; ")),
+        }
     }
 
     /// The names that do not resolve now, each with why.
@@ -204,8 +207,14 @@ pub fn validate(mut file: FileConfig, config_path: &Path) -> Result<Settings, Ve
     for (i, a) in templates.iter().enumerate() {
         for b in &templates[i + 1..] {
             if same_file(&a.dest, &b.dest) {
+                let spelled = if a.dest.as_os_str() == b.dest.as_os_str() {
+                    String::new()
+                } else {
+                    format!(" (also spelled {})", b.dest.display())
+                };
                 errors.push(format!(
-                    "`dest`: templates {:?} and {:?} both write {}",
+                    "`dest`: templates {:?} and {:?} both write {}{spelled}: \
+                     they would overwrite each other every cycle; give each its own file",
                     a.name,
                     b.name,
                     a.dest.display()
@@ -538,5 +547,33 @@ fn resolve_group(id: &Id) -> Result<u32, String> {
             Ok(None) => Err(format!("no group named {name:?}")),
             Err(e) => Err(format!("looking up group {name:?}: {e}")),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_file_has_one_resolved_path_however_it_is_spelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("out")).unwrap();
+        std::os::unix::fs::symlink("out", d.join("link")).unwrap();
+        let want = resolved(&d.join("out/x.cfg"));
+        let spellings = [
+            "./out/x.cfg",
+            "out/./x.cfg",
+            "out//x.cfg",
+            "missing/../out/x.cfg",
+            "link/x.cfg",
+            "out/sub/../x.cfg",
+        ];
+        for s in spellings {
+            assert_eq!(resolved(&d.join(s)), want, "{s}");
+            assert!(same_file(&d.join(s), &d.join("out/x.cfg")), "{s}");
+        }
+        assert!(!same_file(&d.join("out/x.cfg"), &d.join("out/y.cfg")));
+        assert!(!same_file(&d.join("out/x.cfg"), &d.join("x.cfg")));
     }
 }
