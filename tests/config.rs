@@ -261,6 +261,17 @@ const BAD: &[(&str, &str, &[&str])] = &[
         &["`resolv_conf`", "empty-resolv.conf", "no `nameserver`"],
     ),
     (
+        "one template's dest is another's src",
+        "nameservers = [\"127.0.0.1\"]\n[[template]]\nname = \"a\"\nsrc = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\n\
+         [[template]]\nname = \"b\"\nsrc = \"first.tmpl\"\ndest = \"./t.tmpl\"\ndomain = \"_b._tcp.x\"\n",
+        &["`dest` of \"b\" is the template of \"a\""],
+    ),
+    (
+        "a dest that is the zone file",
+        "src = \"t.tmpl\"\ndest = \"./z.zone\"\ndomain = \"_a._tcp.x\"\nzone_file = \"z.zone\"\n",
+        &["is the zone file", "z.zone"],
+    ),
+    (
         "one dest spelled two ways, through ..",
         "nameservers = [\"127.0.0.1\"]\n[[template]]\nsrc = \"t.tmpl\"\ndest = \"out/x.cfg\"\ndomain = \"_a._tcp.x\"\n\
          [[template]]\nsrc = \"t.tmpl\"\ndest = \"out/../out/x.cfg\"\ndomain = \"_b._tcp.x\"\n",

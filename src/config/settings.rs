@@ -221,6 +221,17 @@ pub fn validate(mut file: FileConfig, config_path: &Path) -> Result<Settings, Ve
                 ));
             }
         }
+        // A template's own src is checked in `template`.
+        for b in templates.iter().filter(|b| b.name != a.name) {
+            if same_file(&a.src, &b.dest) {
+                errors.push(format!(
+                    "`dest` of {:?} is the template of {:?} ({}): srvd would overwrite it",
+                    b.name,
+                    a.name,
+                    b.dest.display()
+                ));
+            }
+        }
     }
 
     let source = match (file.zone_file, file.nameservers, file.resolv_conf) {
@@ -228,7 +239,17 @@ pub fn validate(mut file: FileConfig, config_path: &Path) -> Result<Settings, Ve
             errors.push("`zone_file` and `nameservers` cannot both be set".into());
             None
         }
-        (Some(zone), None, _) => Some(RecordSource::ZoneFile(base.join(zone))),
+        (Some(zone), None, _) => {
+            let zone = base.join(zone);
+            for t in templates.iter().filter(|t| same_file(&zone, &t.dest)) {
+                errors.push(format!(
+                    "`dest` of {:?} is the zone file ({}): srvd would overwrite its records",
+                    t.name,
+                    zone.display()
+                ));
+            }
+            Some(RecordSource::ZoneFile(zone))
+        }
         (None, servers, resolv_conf) => {
             let servers = match servers {
                 Some(list) if list.is_empty() => {
