@@ -156,6 +156,9 @@ pub enum Failure {
     Timeout(Duration),
     /// srvd is stopping; the command's process group was killed.
     Stopped,
+    /// The middleware was asked directly (HAProxy's master CLI) and refused
+    /// or did not confirm; the text says which and why.
+    Refused(String),
 }
 
 impl fmt::Display for Failure {
@@ -173,6 +176,7 @@ impl fmt::Display for Failure {
                 crate::config::duration::display(*d)
             ),
             Failure::Stopped => write!(f, "was interrupted because srvd is stopping"),
+            Failure::Refused(why) => f.write_str(why),
         }
     }
 }

@@ -24,6 +24,16 @@ pub struct Counters {
     pub reloads_failed: u64,
     pub config_reloads_ok: u64,
     pub config_reloads_failed: u64,
+    /// Changes applied through HAProxy's runtime API (`haproxy_socket`).
+    pub runtime_changes: u64,
+    /// Reloads those changes made unnecessary.
+    pub reloads_avoided: u64,
+    /// Runtime API commands sent and accepted.
+    pub runtime_commands: u64,
+    /// Changes that went to a reload instead, by reason.
+    pub runtime_fallbacks: BTreeMap<&'static str, u64>,
+    /// Reloads owed because HAProxy ran other servers than dest's.
+    pub runtime_reconciled: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -48,6 +58,9 @@ pub struct Snapshot {
     pub notify: Option<SharedCounters>,
     #[serde(skip)]
     pub last_change: Option<SystemTime>,
+    /// The last change went through HAProxy's runtime API, with no reload.
+    #[serde(skip)]
+    pub last_change_no_reload: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -66,6 +79,9 @@ pub struct TemplateStatus {
     pub changes: u64,
     pub check_failures: u64,
     pub reload_failures: u64,
+    /// How the last change reached the middleware: "runtime" (HAProxy's
+    /// runtime API, no reload) or "reload"; None before the first change.
+    pub last_change_applied: Option<&'static str>,
     #[serde(skip)]
     pub last_success_at: Option<SystemTime>,
 }
@@ -106,6 +122,7 @@ impl Snapshot {
             counters: Counters::default(),
             notify: None,
             last_change: None,
+            last_change_no_reload: false,
         }
     }
 
@@ -138,6 +155,9 @@ impl Snapshot {
         match self.last_change {
             Some(t) => {
                 let _ = write!(line, "; last change {}", clock::local_hms(t));
+                if self.last_change_no_reload {
+                    line.push_str(" (runtime API, no reload)");
+                }
             }
             None => line.push_str("; no change yet"),
         }
@@ -224,6 +244,42 @@ impl Snapshot {
             "srvd_config_reloads_total",
             &[("result", "failure")],
             c.config_reloads_failed as f64,
+        );
+        m.counter(
+            "srvd_runtime_changes_total",
+            "Changes applied through HAProxy's runtime API, with no reload.",
+            &[],
+            c.runtime_changes,
+        );
+        m.counter(
+            "srvd_reloads_avoided_total",
+            "Reloads made unnecessary by the runtime API.",
+            &[],
+            c.reloads_avoided,
+        );
+        m.counter(
+            "srvd_runtime_commands_total",
+            "Runtime API commands sent and accepted.",
+            &[],
+            c.runtime_commands,
+        );
+        m.family(
+            "srvd_runtime_fallbacks_total",
+            "counter",
+            "Changes that needed a reload instead of the runtime API, by reason.",
+        );
+        for (reason, n) in &c.runtime_fallbacks {
+            m.sample(
+                "srvd_runtime_fallbacks_total",
+                &[("reason", reason)],
+                *n as f64,
+            );
+        }
+        m.counter(
+            "srvd_runtime_reconciled_total",
+            "Reloads owed because HAProxy ran other servers than dest's.",
+            &[],
+            c.runtime_reconciled,
         );
 
         m.family(
@@ -427,6 +483,7 @@ mod tests {
             changes: 3,
             check_failures: 1,
             reload_failures: 0,
+            last_change_applied: None,
             last_success_at: None,
         }
     }

@@ -52,6 +52,10 @@ macro_rules! with_template_keys {
             #[serde(default, deserialize_with = "duration::deserialize")]
             cooldown: Option<Duration>,
             wait: Option<Wait>,
+            haproxy_socket: Option<String>,
+            haproxy_master_socket: Option<String>,
+            #[serde(default, deserialize_with = "duration::deserialize")]
+            drain: Option<Duration>,
         }
     };
     (

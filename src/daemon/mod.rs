@@ -444,7 +444,14 @@ fn cycle_budget(settings: &Settings, templates: usize) -> Duration {
     let commands: Duration = settings
         .templates
         .iter()
-        .map(|t| (t.timing.timeout + command::GRACE) * 2)
+        // A check and a reload; a runtime API change with its drain.
+        .map(|t| {
+            let runtime = match t.haproxy.socket {
+                Some(_) => t.timing.timeout + t.haproxy.drain,
+                None => Duration::ZERO,
+            };
+            (t.timing.timeout + command::GRACE) * 2 + runtime
+        })
         .max()
         .unwrap_or_default()
         * templates as u32;

@@ -11,6 +11,7 @@
 //! this module uses all.
 
 mod error;
+mod haproxy;
 mod inputs;
 mod install;
 mod reload;
@@ -38,7 +39,12 @@ use crate::source::SrvResult;
 use crate::stamp::Stamp;
 use crate::status::{Counters, Snapshot};
 use inputs::{Inputs, content, targets_of};
+use reload::Reloader;
 use state::{Change, Dest, Reload, Replaced, TemplateRun, Work};
+
+/// How often srvd asks HAProxy's stats socket whether HAProxy restarted
+/// (`show info`), per template with `haproxy_socket`.
+const RECONCILE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A config that loaded: settings plus compiled templates.
 pub struct Loaded {
@@ -265,6 +271,7 @@ impl Engine {
             self.runs[r.index].set_ok(&self.settings.templates[r.index]);
         }
         self.announce_ready();
+        self.reconcile(&up_to_date, now).await;
         self.reload(replaced, &up_to_date, now, &mut report).await;
         self.announce_ready();
         for &i in due {
@@ -392,9 +399,11 @@ impl Engine {
         }
     }
 
-    /// Runs each distinct reload command once, in config order, for the
-    /// templates just replaced and those owing a reload (see `reload`); rolls
-    /// back what a failed reload covered.
+    /// Runs each distinct reload once, in config order, for the templates
+    /// just replaced and those owing a reload (see `reload`); rolls back what
+    /// a failed reload covered. A template with `haproxy_socket` whose change
+    /// is only in servers goes through HAProxy's runtime API instead, and
+    /// leaves its group; a group left with nothing to reload runs nothing.
     async fn reload(
         &mut self,
         replaced: Vec<Replaced>,
@@ -402,8 +411,10 @@ impl Engine {
         now: Instant,
         report: &mut Report,
     ) {
+        let replaced = self.apply_runtime(replaced, now, report).await;
         // Templates whose dest holds the current render but whose reload is
-        // still owed (it failed without rollback, or a crash interrupted it).
+        // still owed (it failed without rollback, a crash interrupted it, or
+        // HAProxy runs other servers than dest's).
         let mut owed: Vec<usize> = up_to_date
             .iter()
             .copied()
@@ -413,18 +424,36 @@ impl Engine {
         let settings = &self.settings;
         let groups = reload::groups(replaced, &owed, |i| {
             let t = &settings.templates[i];
-            match (&t.reload_cmd, settings.flags.no_reload) {
-                (Some(cmd), false) => Some(cmd.expand(&t.dest, &t.dest)),
-                _ => None,
+            if settings.flags.no_reload {
+                return None;
+            }
+            match (&t.haproxy.master_socket, &t.reload_cmd) {
+                (Some(master), _) => Some(Reloader::Master(master.clone())),
+                (None, Some(cmd)) => Some(Reloader::Command(cmd.expand(&t.dest, &t.dest))),
+                (None, None) => None,
             }
         });
         for group in groups {
-            let outcome = match &group.argv {
+            let outcome = match &group.reloader {
                 None => Ok(()),
-                Some(argv) => {
+                Some(reloader) => {
                     let t = self.settings.templates[group.first()].clone();
-                    let cmd = t.reload_cmd.clone().expect("argv comes from reload_cmd");
-                    let result = install::run_command(&t, &cmd, argv, &mut self.stop).await;
+                    let result = match reloader {
+                        Reloader::Command(argv) => {
+                            let cmd = t.reload_cmd.clone().expect("argv comes from reload_cmd");
+                            install::run_command(&t, &cmd, argv, &mut self.stop).await
+                        }
+                        Reloader::Master(addr) => {
+                            tlog!(
+                                Debug,
+                                &t,
+                                None,
+                                "{}: reloading over the master CLI {addr}",
+                                t.name
+                            );
+                            haproxy::reload_master(addr, t.timing.timeout, &mut self.stop).await
+                        }
+                    };
                     match &result {
                         Ok(()) => self.counters.reloads_ok += 1,
                         Err(_) => self.counters.reloads_failed += 1,
@@ -448,6 +477,130 @@ impl Engine {
         }
     }
 
+    /// Applies what the runtime API can for templates with `haproxy_socket`;
+    /// returns the templates still to reload.
+    async fn apply_runtime(
+        &mut self,
+        replaced: Vec<Replaced>,
+        now: Instant,
+        report: &mut Report,
+    ) -> Vec<Replaced> {
+        let mut rest = Vec::new();
+        for r in replaced {
+            let t = &self.settings.templates[r.index];
+            let Some(addr) = t
+                .haproxy
+                .socket
+                .clone()
+                .filter(|_| !self.settings.flags.no_reload)
+            else {
+                rest.push(r);
+                continue;
+            };
+            let new = content(&self.runs[r.index]).to_vec();
+            let old = r.previous.as_ref().map(|p| p.content.as_slice());
+            match haproxy::apply_runtime(t, &addr, old, &new, &mut self.stop).await {
+                Ok(done) => {
+                    self.counters.runtime_changes += 1;
+                    self.counters.reloads_avoided += 1;
+                    self.counters.runtime_commands += done.applied.commands as u64;
+                    let list: Vec<String> = done.changes.iter().map(|c| c.to_string()).collect();
+                    tlog!(
+                        Info,
+                        t,
+                        None,
+                        "{}: runtime: {} through {addr}, no reload{}",
+                        t.name,
+                        if list.is_empty() {
+                            "nothing HAProxy runs changed".into()
+                        } else {
+                            list.join(", ")
+                        },
+                        if done.applied.drained.is_zero() {
+                            String::new()
+                        } else {
+                            format!(
+                                " (drained {})",
+                                crate::config::duration::display(done.applied.drained)
+                            )
+                        }
+                    );
+                    let run = &mut self.runs[r.index];
+                    run.no_reload_change = true;
+                    install::after_replace(t, run, r, reload::Next::Done, &Ok(()), now, report);
+                }
+                Err(fallback) => {
+                    *self
+                        .counters
+                        .runtime_fallbacks
+                        .entry(fallback.reason)
+                        .or_default() += 1;
+                    self.runs[r.index].no_reload_change = false;
+                    tlog!(
+                        Info,
+                        t,
+                        None,
+                        "{}: reload: the runtime API cannot apply this change ({}): {}",
+                        t.name,
+                        fallback.reason,
+                        fallback.detail
+                    );
+                    rest.push(r);
+                }
+            }
+        }
+        rest
+    }
+
+    /// At srvd's start and after HAProxy restarted (its worker's process id
+    /// or uptime went back), compares HAProxy's running servers with dest
+    /// for templates with `haproxy_socket`, and owes a reload where they
+    /// differ. Asks at most every `RECONCILE_EVERY` per template.
+    async fn reconcile(&mut self, up_to_date: &[usize], now: Instant) {
+        for &i in up_to_date {
+            let t = &self.settings.templates[i];
+            let Some(addr) = t.haproxy.socket.clone() else {
+                continue;
+            };
+            let run = &mut self.runs[i];
+            if run.reload != Reload::Settled
+                || run
+                    .haproxy_checked
+                    .is_some_and(|(at, _)| now < at + RECONCILE_EVERY)
+            {
+                continue;
+            }
+            let limit = t.timing.timeout;
+            let Some(worker) = haproxy::worker(&addr, limit).await else {
+                continue;
+            };
+            let known = run.haproxy_checked.map(|(_, w)| w);
+            run.haproxy_checked = Some((now, worker));
+            let same_worker =
+                known.is_some_and(|k| k.pid == worker.pid && worker.uptime_sec >= k.uptime_sec);
+            if same_worker {
+                continue;
+            }
+            let Ok(Some(current)) = apply::read_dest(&apply::real_dest(&t.dest)) else {
+                continue;
+            };
+            if let Some(why) = haproxy::differs_from(&addr, &current.content, limit).await {
+                tlog!(
+                    Warn,
+                    t,
+                    None,
+                    "{}: HAProxy does not run dest's servers ({why}); reloading",
+                    t.name
+                );
+                self.counters.runtime_reconciled += 1;
+                run.reload = Reload::Owed {
+                    retry_at: now,
+                    backoff: std::time::Duration::ZERO,
+                };
+            }
+        }
+    }
+
     /// The daemon's picture of itself, for STATUS, /status and /metrics.
     pub fn snapshot(&self) -> Snapshot {
         let mut s = Snapshot::new(self.config_path.display().to_string());
@@ -466,6 +619,12 @@ impl Engine {
             .map(|(t, r)| report::template_status(t, r))
             .collect();
         s.ok = !s.templates.is_empty() && s.templates.iter().all(|t| t.ok);
+        s.last_change_no_reload = self
+            .runs
+            .iter()
+            .filter(|r| r.last_change.is_some())
+            .max_by_key(|r| r.last_change)
+            .is_some_and(|r| r.no_reload_change);
         s
     }
 }

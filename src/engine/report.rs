@@ -104,6 +104,13 @@ pub fn template_status(t: &TemplateSettings, r: &TemplateRun) -> TemplateStatus 
         changes: r.changes,
         check_failures: r.check_failures,
         reload_failures: r.reload_failures,
+        last_change_applied: r.last_change.map(|_| {
+            if r.no_reload_change {
+                "runtime"
+            } else {
+                "reload"
+            }
+        }),
         last_success_at: r.last_success,
     }
 }

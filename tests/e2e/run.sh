@@ -9,6 +9,7 @@
 #
 # CI runs it as root, but any user can: every port is above 1024. Run:
 #   SRVD_BIN=target/release/srvd bash tests/e2e/run.sh
+# (benches/client-propagation.sh measures on the same stack.)
 # SRVD_E2E_KEEP=1 keeps the temporary directory (logs, configs) afterwards.
 set -uo pipefail
 
@@ -99,9 +100,6 @@ settled() {
 
 srvd_running() { kill -0 "$SRVD_PID" 2>/dev/null; }
 status_ok() { status_has 'd["Ok"] and t["ok"] and t["error"] is None'; }
-metric() {
-  curl -fsS --max-time 2 "$STATUS_URL/metrics" | awk -v m="$1" '$1 == m { print $2 }'
-}
 
 diagnose() {
   echo "== srvd.toml"; cat "$T/srvd.toml"
@@ -124,7 +122,7 @@ check "the first haproxy.cfg has db-001 alone" servers_are "db-001.example.com 1
 start_haproxy
 start_client "$RATE"
 started=$(now)
-start_srvd
+start_stack_srvd
 eventually 10 "srvd is up and reports Ok in /status" status_ok
 
 # --- 1. db-001 alone ------------------------------------------------------------------

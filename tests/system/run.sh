@@ -21,10 +21,7 @@ root=$(cd "$here/../.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/srvd-system.XXXXXX")
 host_pid=""
 cleanup() {
-  if [ -n "$host_pid" ] && kill -0 "$host_pid" 2>/dev/null; then
-    kill "$host_pid" 2>/dev/null
-    wait "$host_pid" 2>/dev/null
-  fi
+  stop_pid "$host_pid"
   sysd_stop
   rm -rf "$work"
 }
@@ -36,44 +33,10 @@ if [ "$(id -u)" -ne 0 ]; then
   summary
   exit 1
 fi
-bin=$(srvd_bin) || { fail "building srvd"; summary; exit 1; }
+bin=$(srvd_bin) || { fail "no srvd to test"; summary; exit 1; }
 started=$SECONDS
 
 # --- helpers ----------------------------------------------------------------
-
-# has REGEX CMD...: CMD's output matches REGEX (extended). The output is
-# read whole first: grep -q stopping early would fail CMD with SIGPIPE.
-has() {
-  local re=$1 out
-  shift
-  out=$("$@" 2>/dev/null)
-  grep -qE -- "$re" <<<"$out"
-}
-
-# lacks REGEX CMD...: CMD succeeds and its output does not match REGEX.
-lacks() {
-  local re=$1 out
-  shift
-  out=$("$@" 2>/dev/null) || return 1
-  ! grep -qE -- "$re" <<<"$out"
-}
-
-# equals WANT CMD...: CMD prints exactly WANT.
-equals() {
-  local want=$1
-  shift
-  [ "$("$@" 2>/dev/null)" = "$want" ]
-}
-
-# at_least N CMD...: CMD prints a number >= N.
-at_least() {
-  local n=$1 got
-  shift
-  got=$("$@" 2>/dev/null) && [ -n "$got" ] && [ "$got" -ge "$n" ]
-}
-
-# fails CMD...: CMD exits non-zero.
-fails() { ! "$@" >/dev/null 2>&1; }
 
 prop() { sysd_run systemctl show -P "$2" "$1"; }
 
@@ -116,14 +79,6 @@ dns_records() {
   } >"$work/dns.conf"
   sysd_put "$work/dns.conf" /etc/dnsmasq.d/srvd-test.conf &&
     sysd_run systemctl restart dnsmasq.service
-}
-
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 20000))
-    [ -z "$(ss -Htln "sport = :$p")" ] && { echo "$p"; return; }
-  done
 }
 
 # --- on the host: socket activation through systemd-socket-activate --------
