@@ -25,7 +25,9 @@ pub struct Renderer {
 }
 
 impl Renderer {
-    /// Reads and compiles each template's `src`.
+    /// Reads and compiles each template's `src`, and renders each against
+    /// sample records (`try_samples`): what fails with any records is
+    /// refused here, not at the first render.
     pub fn load(templates: &[TemplateSettings]) -> Result<Self, Vec<String>> {
         let mut sources = Vec::new();
         let mut errors = Vec::new();
@@ -42,7 +44,15 @@ impl Renderer {
         if !errors.is_empty() {
             return Err(errors);
         }
-        Self::from_sources(sources)
+        let renderer = Self::from_sources(sources)?;
+        let errors: Vec<String> = (templates.iter().enumerate())
+            .filter_map(|(i, t)| renderer.try_samples(i, t).err())
+            .collect();
+        if errors.is_empty() {
+            Ok(renderer)
+        } else {
+            Err(errors)
+        }
     }
 
     /// Compiles templates given as (name, text) pairs, in config order.

@@ -5,6 +5,7 @@
 pub mod duration;
 pub mod file;
 pub mod names;
+pub mod paths;
 pub mod settings;
 
 use std::fmt;

@@ -52,24 +52,17 @@ pub struct Loaded {
     pub renderer: Renderer,
 }
 
-/// Reads srvd.toml with the command line's `cli` flags added, compiles
-/// every template it names, and renders each against sample records (see
-/// `Renderer::try_samples`), so that start-up, SIGHUP and `srvd check`
-/// refuse the same configs. Compiling happens here, above both config and
-/// render, so that neither imports the other. Errors list every problem.
+/// Reads srvd.toml with the command line's `cli` flags added, and compiles
+/// every template it names (and renders it against sample records, see
+/// `Renderer::load`), so that start-up, SIGHUP and `srvd check` refuse the
+/// same configs. Compiling happens here, above both config and render, so
+/// that neither imports the other. Errors list every problem.
 pub fn load(path: &Path, cli: Flags) -> Result<Loaded, ConfigError> {
     let settings = config::load_with_flags(path, cli)?;
-    let error = |problems| ConfigError {
+    let renderer = Renderer::load(&settings.templates).map_err(|problems| ConfigError {
         path: path.display().to_string(),
         problems,
-    };
-    let renderer = Renderer::load(&settings.templates).map_err(error)?;
-    let problems: Vec<String> = (settings.templates.iter().enumerate())
-        .filter_map(|(i, t)| renderer.try_samples(i, t).err())
-        .collect();
-    if !problems.is_empty() {
-        return Err(error(problems));
-    }
+    })?;
     Ok(Loaded { settings, renderer })
 }
 
@@ -323,22 +316,8 @@ impl Engine {
             .records(t, run, answers, now, &mut self.counters)
             .await?;
         let hash = self.inputs.render(i, t, run, &inputs, &mut self.counters)?;
-        // An owner or group that does not resolve (yet) is this template's
-        // failure, retried with the back-off; the others go on.
-        let perms = match t.perms.resolve() {
-            Ok(perms) => perms,
-            Err(why) => {
-                return match plan::decide(&mut run.plan, hash, false, now, &t.timing, true) {
-                    Decision::Defer { why, until } => {
-                        run.change = Change::Waiting { why, until };
-                        Ok(Prepared::Nothing)
-                    }
-                    _ => {
-                        let backoff = plan::failed(&mut run.plan, hash, now);
-                        Err(Error::Owner { why, backoff })
-                    }
-                };
-            }
+        let Some(perms) = install::perms(t, run, hash, now)? else {
+            return Ok(Prepared::Nothing);
         };
         let dest = apply::real_dest(&t.dest);
         // The common case costs one stat(2): dest is as srvd last found it.
