@@ -562,6 +562,34 @@ fn relative_paths_are_relative_to_the_config_file() {
     );
 }
 
+/// Every other key that names a file: `resolv_conf` (read by `config::load`,
+/// so `parse` leaves its servers empty) and HAProxy's sockets.
+#[test]
+fn every_path_key_is_relative_to_the_config_file() {
+    let s = srvd::config::parse(
+        "src = \"t.tmpl\"\ndest = \"x.cfg\"\ndomain = \"_a._tcp.x\"\nresolv_conf = \"resolv.conf\"\n\
+         haproxy_socket = \"admin.sock\"\nhaproxy_master_socket = \"unix@run/master.sock\"\n",
+        std::path::Path::new("/etc/srvd/srvd.toml"),
+    )
+    .unwrap();
+    match &s.source {
+        srvd::config::RecordSource::Dns(dns) => assert_eq!(
+            dns.servers,
+            srvd::config::Servers::ResolvConf {
+                path: "/etc/srvd/resolv.conf".into(),
+                listed: Vec::new()
+            }
+        ),
+        other => panic!("{other:?}"),
+    }
+    let haproxy = format!("{:?}", s.templates[0].haproxy);
+    assert!(haproxy.contains("\"/etc/srvd/admin.sock\""), "{haproxy}");
+    assert!(
+        haproxy.contains("\"/etc/srvd/run/master.sock\""),
+        "{haproxy}"
+    );
+}
+
 #[test]
 fn top_level_keys_are_defaults_for_templates() {
     let s = srvd::config::parse(
