@@ -315,4 +315,16 @@ fn a_check_that_fails_without_a_word_is_named_as_silent_and_a_loud_one_is_logged
         "{log}"
     );
     assert!(!site.exists("haproxy.cfg"));
+    // A reload that fails in silence, with no quiet flag: said, but no
+    // advice about `-q`, which is not the cause there.
+    site.write("haproxy.cfg.tmpl", "backend b\n");
+    site.set_commands(Some("true"), Some("false"));
+    let out = site.run(&["--oneshot"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        log.contains("reload_cmd exited with status 1 and printed nothing"),
+        "{log}"
+    );
+    assert!(!log.contains("quiet flag"), "{log}");
 }

@@ -582,6 +582,10 @@ mod daemon {
             s.srvd.log()
         );
         assert!(s.srvd.wait_log(
+            "HAProxy reloaded over the master CLI",
+            Duration::from_secs(5)
+        ));
+        assert!(s.srvd.wait_log(
             "the runtime API cannot apply this change (lines)",
             Duration::from_secs(5)
         ));

@@ -428,7 +428,23 @@ impl Engine {
                                 "{}: reloading over the master CLI {addr}",
                                 t.name
                             );
-                            haproxy::reload_master(addr, t.timing.timeout, &mut self.stop).await
+                            let verdict =
+                                haproxy::reload_master(addr, t.timing.timeout, &mut self.stop)
+                                    .await;
+                            if let Ok(worker) = verdict {
+                                let by = match worker {
+                                    0 => String::new(),
+                                    pid => format!(": new worker {pid}"),
+                                };
+                                tlog!(
+                                    Info,
+                                    &t,
+                                    None,
+                                    "{}: HAProxy reloaded over the master CLI {addr}{by}",
+                                    t.name
+                                );
+                            }
+                            verdict.map(|_| ())
                         }
                     };
                     match &result {
