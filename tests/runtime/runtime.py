@@ -11,22 +11,33 @@
     pool ADDR PORT LOG           --size long-lived sessions, as an
                                  application's connection pool holds them:
                                  each pings every 0.2 s and expects its echo;
-                                 a session that ends is logged and replaced.
+                                 a session that ends is logged and replaced;
+                                 with --lifetime S, each also closes itself
+                                 after a random 0..S s and reconnects, as
+                                 pools recycle their connections
                                  LOG: "T open ID NAME", "T close ID NAME REASON"
     plan SEED N                  N steps of SRV record sets, each one change
                                  from the last: "KIND NAME prio:weight:host ..."
     failures LOG                 the client's failed attempts; exit 1 if any
     attempts LOG                 the client's attempts, between FROM and TO
     sessions POOL CHANGES DRAIN  judges the pool's closes against the changes
-                                 ("INDEX T_DEST T_APPLIED LEAVERS" lines)
+                                 ("INDEX T_SENT T_DEST T_APPLIED LEAVERS"
+                                 lines; LEAVERS comma-separated)
     ask SOCKET COMMAND           one command on a HAProxy CLI socket
     reloads SOCKET               the master's reload count (`show proc`)
     workers SOCKET               the master's worker count and their PIDs
+    rss SOCKET                   HAProxy's processes (the master and every
+                                 worker, old ones included) and the sum of
+                                 their resident memory: "COUNT KIB"
     state SOCKET CFG BACKEND     HAProxy's running servers equal CFG's; prints
                                  the difference and exits 1 otherwise
     hang PATH                    a Unix socket that accepts and never answers
-    until_new ADDR PORT NAME     connects every 2 ms until NAME answers;
-                                 prints the time it did
+    notify ADDR PORT ZONE NAME FRONT_ADDR FRONT_PORT
+                                 sends a DNS NOTIFY for ZONE (RFC 1996) to
+                                 ADDR:PORT, then connects to the frontend
+                                 every 2 ms until NAME answers; prints the
+                                 NOTIFY's time and the answer's (NAME "-":
+                                 only the NOTIFY)
 
 Times are seconds since the epoch (`date +%s.%N`).
 """
@@ -142,7 +153,11 @@ def cmd_pool(args):
             log(f"open {ident} {name}")
             reason = None
             n = 0
+            until = time.time() + random.random() * args.lifetime if args.lifetime else None
             while not stop.is_set():
+                if until is not None and time.time() > until:
+                    reason = "recycled"
+                    break
                 n += 1
                 ping = f"ping {n}\n".encode()
                 try:
@@ -257,15 +272,17 @@ def cmd_attempts(args):
 def cmd_sessions(args):
     """Every close of a pooled session must be a drained one: its server
     left (removed, or moved between active and backup, which HAProxy's
-    runtime API does as a removal and an addition) at a change whose dest
-    appeared at T_DEST, and the close came within DRAIN + 1 s of T_DEST.
-    Any other close is a session to a server that stays, cut."""
+    runtime API does as a removal and an addition) at a change sent at
+    T_SENT and applied at T_APPLIED, and the close came within DRAIN + 1 s
+    of T_DEST, when its new dest appeared. Any other close is a session to
+    a server that stays, cut."""
     changes = []
     with open(args.changes) as f:
         for line in f:
             p = line.split()
-            if len(p) >= 3:
-                changes.append((int(p[0]), float(p[1]), float(p[2]), set(p[3].split(",")) - {""} if len(p) > 3 else set()))
+            if len(p) >= 4:
+                leavers = set(p[4].split(",")) - {""} if len(p) > 4 else set()
+                changes.append((int(p[0]), float(p[1]), float(p[2]), float(p[3]), leavers))
     opened, closes, fails = {}, [], []
     with open(args.pool) as f:
         for line in f:
@@ -277,7 +294,7 @@ def cmd_sessions(args):
                 continue
             if what == "open":
                 opened[ident] = (t, name)
-            elif what == "close" and p[4:5] != ["stopped"]:
+            elif what == "close" and p[4:5] not in (["stopped"], ["recycled"]):
                 since = opened.get(ident, (None, name))[0]
                 closes.append((t, name, p[4] if len(p) > 4 else "?", since))
             elif what == "fail":
@@ -285,13 +302,13 @@ def cmd_sessions(args):
     drained, cut, late = 0, [], []
     for t, name, reason, since in closes:
         host = name.split(".")[0]
-        cands = [c for c in changes if host in c[3] and c[1] - 0.05 <= t <= c[2] + 1.0]
+        cands = [c for c in changes if host in c[4] and c[1] <= t <= c[3] + 1.0]
         if not cands:
             cut.append(f"{t:.3f} {name} {reason} (open since {since})")
             continue
         c = cands[0]
-        if t - c[1] > args.drain + 1.0:
-            late.append(f"{name} closed {t - c[1]:.2f}s after change {c[0]}'s dest")
+        if t - c[2] > args.drain + 1.0:
+            late.append(f"{name} closed {t - c[2]:.2f}s after change {c[0]}'s dest")
         drained += 1
     print(f"  pool: {len(closes)} sessions closed: {drained} to servers that left, {len(cut)} to servers "
           f"that stayed, {len(late)} later than drain + 1 s; {len(fails)} failed connections", file=sys.stderr)
@@ -355,6 +372,22 @@ def cmd_workers(args):
         return 1
     print(len(workers), " ".join(workers))
     return 0
+
+
+def cmd_rss(args):
+    pids = []
+    for line in ask(args.socket, "show proc").splitlines():
+        f = line.split()
+        if len(f) >= 3 and f[1] in ("master", "worker") and f[0].isdigit():
+            pids.append(f[0])
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/status") as st:
+            for line in st:
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    print(len(pids), total)
+    return 0 if pids else 1
 
 
 def cfg_servers(path, backend):
@@ -435,13 +468,29 @@ def cmd_hang(args):
         held.append(c)
 
 
-def cmd_until_new(args):
-    deadline = time.time() + args.limit
+def notify_message(zone):
+    """A NOTIFY (opcode 4, AA) with one question: ZONE SOA IN."""
+    qname = b"".join(bytes([len(label)]) + label.encode() for label in zone.strip(".").split(".")) + b"\0"
+    return random.randrange(65536).to_bytes(2, "big") + b"\x24\x00\x00\x01\x00\x00\x00\x00\x00\x00" + qname + b"\x00\x06\x00\x01"
+
+
+def cmd_notify(args):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(2)
+    t0 = time.time()
+    s.sendto(notify_message(args.zone), (args.addr, args.port))
+    answer = s.recv(512)
+    if len(answer) < 4 or answer[3] & 0x0F != 0:
+        print(f"NOTIFY refused: {answer[:4].hex()}", file=sys.stderr)
+        return 1
+    if args.name == "-":
+        return 0
+    deadline = t0 + args.limit
     while time.time() < deadline:
         try:
-            with socket.create_connection((args.addr, args.port), timeout=1) as s:
-                if first_line(s) == args.name:
-                    print(f"{time.time():.6f}")
+            with socket.create_connection((args.front_addr, args.front_port), timeout=1) as c:
+                if first_line(c) == args.name:
+                    print(f"{t0:.6f} {time.time():.6f}")
                     return 0
         except OSError:
             pass
@@ -467,7 +516,7 @@ def main():
 
     add("backend", cmd_backend, "name", "addr", "port:int")
     add("client", cmd_client, "addr", "port:int", "log", rate=(float, 50.0), timeout=(float, 3.0))
-    add("pool", cmd_pool, "addr", "port:int", "log", size=(int, 8))
+    add("pool", cmd_pool, "addr", "port:int", "log", size=(int, 8), lifetime=(float, 0.0))
     add("plan", cmd_plan, "seed:int", "n:int")
     add("failures", cmd_failures, "log", start=(float, 0.0), end=(float, 1e12))
     add("attempts", cmd_attempts, "log", start=(float, 0.0), end=(float, 1e12))
@@ -475,9 +524,10 @@ def main():
     add("ask", cmd_ask, "socket", "command")
     add("reloads", cmd_reloads, "socket")
     add("workers", cmd_workers, "socket")
+    add("rss", cmd_rss, "socket")
     add("state", cmd_state, "socket", "cfg", "backend")
     add("hang", cmd_hang, "path")
-    add("until_new", cmd_until_new, "addr", "port:int", "name", limit=(float, 10.0))
+    add("notify", cmd_notify, "addr", "port:int", "zone", "name", "front_addr", "front_port:int", limit=(float, 20.0))
     args = p.parse_args()
     sys.exit(args.fn(args))
 
