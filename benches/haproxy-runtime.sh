@@ -7,9 +7,9 @@
 # throughout. Four runs, each on a fresh stack:
 #
 #   runtime  check    haproxy_socket (runtime API), check_cmd `haproxy -c`
-#   runtime  nocheck  the same without check_cmd
+#   runtime  nocheck  the same with `nocheck = true` (check_cmd not run)
 #   reload   check    reloads through the master CLI (haproxy_master_socket)
-#   reload   nocheck  the same without check_cmd
+#   reload   nocheck  the same with `nocheck = true`
 #
 # plus `haproxy -c` alone on the same file, since it is the largest part of a
 # change that needs no reload. The stack is tests/runtime's: Knot DNS,
@@ -57,7 +57,8 @@ percentile() {
 }
 
 # one MODE CHECK: a fresh stack, CHANGES changes; prints one result line:
-# "MODE CHECK N P50 P95 MAX SEEN_P50 PROCS0 KIB0 PROCS1 KIB1 RELOADS" (ms, KiB).
+# "MODE CHECK N P50 P95 MAX SEEN_P50 PROCS0 RSS0 PSS0 PROCS1 RSS1 PSS1 RELOADS"
+# (ms, KiB).
 one() {
   exec 3>&1 1>&2
   local mode=$1 checked=$2 busy
@@ -97,7 +98,8 @@ haproxy_master_socket = "$MASTER"
 status_addr = "$ADDR"
 status_port = $STATUS_PORT
 EOF
-    [ "$checked" = check ] && echo 'check_cmd = "haproxy -c -q -f {{ src }}"'
+    echo 'check_cmd = "haproxy -c -q -f {{ src }}"'
+    [ "$checked" = check ] || echo 'nocheck = true'
     [ "$mode" = runtime ] && echo "haproxy_socket = \"$ADMIN\""
     printf '\n[notify]\nlisten = ["%s:%s"]\nallow = ["%s"]\ndebounce = "10ms"\n\n[notify.primaries]\n"example.com" = ["%s:%s"]\n' \
       "$ADDR" "$NOTIFY_PORT" "$ADDR" "$ADDR" "$DNS_PORT"
@@ -116,8 +118,8 @@ EOF
   start_srvd "$T/srvd.toml" "$LOG"
   wait_for 10 has '"Ok": ?true' curl -fsS --max-time 2 "http://$ADDR:$STATUS_PORT/status" || die "srvd did not start"
   sleep 2
-  local procs0 kib0 procs1 kib1
-  read -r procs0 kib0 < <(python3 "$HELPER" rss "$MASTER")
+  local procs0 rss0 pss0 procs1 rss1 pss1
+  read -r procs0 rss0 pss0 < <(python3 "$HELPER" rss "$MASTER")
   local i cur=db-002 next n seen t0 t1 wrote lats=() seens=()
   for i in $(seq "$CHANGES"); do
     n=$((i % 7 + 2))
@@ -147,11 +149,11 @@ print(f"{(t - float(sys.argv[2])) * 1000:.1f}")' "$seen" "$t0")")
     sleep 0.05
   done
   sleep 2
-  read -r procs1 kib1 < <(python3 "$HELPER" rss "$MASTER")
+  read -r procs1 rss1 pss1 < <(python3 "$HELPER" rss "$MASTER")
   local reloads
   reloads=$(python3 "$HELPER" reloads "$MASTER" | cut -d' ' -f1)
   [ "$mode" = reload ] || [ "$(grep -c ': reload: ' "$LOG")" -eq 0 ] || die "runtime mode fell back to a reload: $(grep ': reload: ' "$LOG" | head -n 1)"
-  echo "$mode $checked ${#lats[@]} $(percentile 50 "${lats[@]}") $(percentile 95 "${lats[@]}") $(percentile 100 "${lats[@]}") $(percentile 50 "${seens[@]}") $procs0 $kib0 $procs1 $kib1 $reloads" >&3
+  echo "$mode $checked ${#lats[@]} $(percentile 50 "${lats[@]}") $(percentile 95 "${lats[@]}") $(percentile 100 "${lats[@]}") $(percentile 50 "${seens[@]}") $procs0 $rss0 $pss0 $procs1 $rss1 $pss1 $reloads" >&3
 }
 
 # haproxy -c alone on the file srvd renders, CHANGES runs: p50 and p95 in ms.
@@ -180,7 +182,7 @@ if [ "${1:-}" = --one ]; then
 fi
 
 mode_words() { if [ "$1" = runtime ]; then echo 'runtime API (`haproxy_socket`)'; else echo 'reload (master CLI)'; fi; }
-check_words() { if [ "$1" = check ]; then echo '`haproxy -c`'; else echo 'none (nocheck)'; fi; }
+check_words() { if [ "$1" = check ]; then echo '`haproxy -c -q`'; else echo '`nocheck = true`'; fi; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 
 rows=()
@@ -213,26 +215,28 @@ Each of the $CHANGES changes makes another backend the only active server
 (an nsupdate removing one SRV record and adding another, then a DNS NOTIFY
 to srvd). The latency runs from that NOTIFY to the first new connection
 through HAProxy answered by the new server (a probe connects every 2 ms):
-srvd asks the primary, renders, runs check_cmd (or not), renames, then
+srvd asks the primary, renders, runs check_cmd (not with \`nocheck\`),
+renames, then
 either sends \`add server\` … \`enable server\` and drains the old server
 (runtime API, \`drain = "${DRAIN}s"\`) or reloads HAProxy through its
 master CLI. "srvd wrote" is the part up to srvd's log line for the new
 file (DNS, render, check, rename), from the same NOTIFY; its timestamps
 have a millisecond's resolution.
 
-| mode | check_cmd | changes | p50 | p95 | max | srvd wrote (p50) | HAProxy reloads | processes before → after | RSS before → after |
-|---|---|---|---|---|---|---|---|---|---|
+| mode | check | changes | p50 | p95 | max | srvd wrote (p50) | HAProxy reloads | processes before → after | RSS before → after | PSS before → after |
+|---|---|---|---|---|---|---|---|---|---|---|
 EOF
   for line in "${rows[@]}"; do
-    read -r mode checked n p50 p95 max seen procs0 kib0 procs1 kib1 reloads <<<"$line"
-    echo "| $(mode_words "$mode") | $(check_words "$checked") | $n | $p50 ms | $p95 ms | $max ms | $seen ms | $reloads | $procs0 → $procs1 | $(mib "$kib0") → $(mib "$kib1") |"
+    read -r mode checked n p50 p95 max seen procs0 rss0 pss0 procs1 rss1 pss1 reloads <<<"$line"
+    echo "| $(mode_words "$mode") | $(check_words "$checked") | $n | $p50 ms | $p95 ms | $max ms | $seen ms | $reloads | $procs0 → $procs1 | $(mib "$rss0") → $(mib "$rss1") | $(mib "$pss0") → $(mib "$pss1") |"
   done
   cat <<EOF
 
 Processes are HAProxy's master and all its workers, old ones still serving
 sessions included (\`show proc\`); RSS is the sum of their resident memory
-(VmRSS), both taken with the pool open, before the first change and 2 s
-after the last.
+(VmRSS, which counts the pages they share once in each process), PSS the sum
+of their proportional shares (which splits shared pages between them), all
+taken with the pool open, before the first change and 2 s after the last.
 
 \`haproxy -c -q\` alone on the same file, $CHANGES runs: p50 $c50 ms, p95 $c95 ms.
 

@@ -14,7 +14,10 @@
                                  a session that ends is logged and replaced;
                                  with --lifetime S, each also closes itself
                                  after a random 0..S s and reconnects, as
-                                 pools recycle their connections
+                                 pools recycle their connections, but for
+                                 the first --steady sessions, which never do
+    held POOL NAME FROM TO       how many of the pool's sessions to NAME were
+                                 open from before FROM to after TO
                                  LOG: "T open ID NAME", "T close ID NAME REASON"
     plan SEED N                  N steps of SRV record sets, each one change
                                  from the last: "KIND NAME prio:weight:host ..."
@@ -27,8 +30,11 @@
     reloads SOCKET               the master's reload count (`show proc`)
     workers SOCKET               the master's worker count and their PIDs
     rss SOCKET                   HAProxy's processes (the master and every
-                                 worker, old ones included) and the sum of
-                                 their resident memory: "COUNT KIB"
+                                 worker, old ones included) and the sums of
+                                 their resident memory (VmRSS, which counts
+                                 pages the processes share once in each) and
+                                 of their proportional share (Pss, which
+                                 splits them): "COUNT RSS_KIB PSS_KIB"
     state SOCKET CFG BACKEND     HAProxy's running servers equal CFG's; prints
                                  the difference and exits 1 otherwise
     hang PATH                    a Unix socket that accepts and never answers
@@ -153,7 +159,8 @@ def cmd_pool(args):
             log(f"open {ident} {name}")
             reason = None
             n = 0
-            until = time.time() + random.random() * args.lifetime if args.lifetime else None
+            recycles = args.lifetime and ident >= args.steady
+            until = time.time() + random.random() * args.lifetime if recycles else None
             while not stop.is_set():
                 if until is not None and time.time() > until:
                     reason = "recycled"
@@ -318,6 +325,26 @@ def cmd_sessions(args):
     return 0
 
 
+def cmd_held(args):
+    opened, held = {}, 0
+    with open(args.pool) as f:
+        for line in f:
+            p = line.split()
+            if len(p) < 4:
+                continue
+            t, what, ident, name = float(p[0]), p[1], p[2], p[3]
+            if what == "open":
+                opened[ident] = (t, name)
+            elif what == "close" and ident in opened:
+                since, was = opened.pop(ident)
+                if was == args.name and since < args.start and t > args.end:
+                    held += 1
+    now = time.time()
+    held += sum(1 for since, was in opened.values() if was == args.name and since < args.start and now > args.end)
+    print(held)
+    return 0
+
+
 def ask(path, command, timeout=5):
     if path.startswith("ipv4@"):
         host, port = path[5:].rsplit(":", 1)
@@ -380,13 +407,17 @@ def cmd_rss(args):
         f = line.split()
         if len(f) >= 3 and f[1] in ("master", "worker") and f[0].isdigit():
             pids.append(f[0])
-    total = 0
+    rss = pss = 0
     for pid in pids:
         with open(f"/proc/{pid}/status") as st:
             for line in st:
                 if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-    print(len(pids), total)
+                    rss += int(line.split()[1])
+        with open(f"/proc/{pid}/smaps_rollup") as st:
+            for line in st:
+                if line.startswith("Pss:"):
+                    pss += int(line.split()[1])
+    print(len(pids), rss, pss)
     return 0 if pids else 1
 
 
@@ -516,7 +547,8 @@ def main():
 
     add("backend", cmd_backend, "name", "addr", "port:int")
     add("client", cmd_client, "addr", "port:int", "log", rate=(float, 50.0), timeout=(float, 3.0))
-    add("pool", cmd_pool, "addr", "port:int", "log", size=(int, 8), lifetime=(float, 0.0))
+    add("pool", cmd_pool, "addr", "port:int", "log", size=(int, 8), lifetime=(float, 0.0), steady=(int, 0))
+    add("held", cmd_held, "pool", "name", "start:float", "end:float")
     add("plan", cmd_plan, "seed:int", "n:int")
     add("failures", cmd_failures, "log", start=(float, 0.0), end=(float, 1e12))
     add("attempts", cmd_attempts, "log", start=(float, 0.0), end=(float, 1e12))
