@@ -216,10 +216,9 @@ Each of the $CHANGES changes makes another backend the only active server
 to srvd). The latency runs from that NOTIFY to the first new connection
 through HAProxy answered by the new server (a probe connects every 2 ms):
 srvd asks the primary, renders, runs check_cmd (not with \`nocheck\`),
-renames, then
-either sends \`add server\` … \`enable server\` and drains the old server
-(runtime API, \`drain = "${DRAIN}s"\`) or reloads HAProxy through its
-master CLI. "srvd wrote" is the part up to srvd's log line for the new
+renames, then either sends \`add server\` … \`enable server\` and drains
+the old server (runtime API, \`drain = "${DRAIN}s"\`) or reloads HAProxy
+through its master CLI. "srvd wrote" is the part up to srvd's log line for the new
 file (DNS, render, check, rename), from the same NOTIFY; its timestamps
 have a millisecond's resolution.
 
