@@ -65,6 +65,7 @@ one() {
   busy=$(busy_ports "$ADDR:$DNS_PORT" "$ADDR:$NOTIFY_PORT" "$ADDR:$STATUS_PORT" "$ADDR:$FRONT_PORT")
   [ -z "$busy" ] || die "these addresses are already in use: $busy"
   T=$(mktemp -d "${TMPDIR:-/tmp}/srvd-rtbench.XXXXXX")
+  st=0
   trap 'st=$?; stop_started; keep_or_remove "$st" "$T" "${SRVD_BENCH_KEEP:-}"' EXIT
   mkdir -p "$T/knot/zones" "$T/knot/db" "$T/haproxy"
   local CFG="$T/haproxy/haproxy.cfg" ADMIN="$T/haproxy/admin.sock" MASTER="$T/haproxy/master.sock" LOG="$T/srvd.log"

@@ -74,7 +74,7 @@ SRVD=$(srvd_bin) || die "no srvd to test"
 backend_addrs=()
 for n in 1 2 3 4 5 6 7 8; do backend_addrs+=("127.0.0.2$n:3306"); done
 busy=$(busy_ports "$ADDR:$DNS_PORT" "$ADDR:$NOTIFY_PORT" "$ADDR:$STATUS_PORT" "$ADDR:$FRONT_PORT" "${backend_addrs[@]}")
-[ -z "$busy" ] || die "these addresses are already in use: $(echo "$busy")"
+[ -z "$busy" ] || die "these addresses are already in use: ${busy//$'\n'/ }"
 T=$(mktemp -d "${TMPDIR:-/tmp}/srvd-runtime.XXXXXX")
 mkdir -p "$T/knot/zones" "$T/knot/db" "$T/haproxy"
 trap cleanup EXIT
