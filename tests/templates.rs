@@ -64,6 +64,10 @@ fn shipped_templates() -> Vec<(&'static str, String)> {
             "examples/haproxy.cfg.tmpl",
             repo("examples/haproxy.cfg.tmpl"),
         ),
+        (
+            "packaging/examples/haproxy-runtime/haproxy.cfg.tmpl",
+            repo("packaging/examples/haproxy-runtime/haproxy.cfg.tmpl"),
+        ),
         ("docs/templates.md", framed(block)),
         ("nix/module.nix", framed(&body)),
     ]
@@ -253,7 +257,7 @@ fn every_shipped_haproxy_template_renders_what_the_records_mean_and_haproxy_acce
     let dir = tempfile::tempdir().unwrap();
     let sets = record_sets();
     let templates = shipped_templates();
-    assert_eq!(templates.len(), 3);
+    assert_eq!(templates.len(), 4);
     let mut checked = 0;
     for (name, text) in &templates {
         let renderer = Renderer::from_sources(vec![(name.to_string(), text.clone())])
