@@ -418,7 +418,22 @@ impl Engine {
                                 "{}: reloading over the master CLI {addr}",
                                 t.name
                             );
-                            haproxy::reload_master(addr, t.timing.timeout, &mut self.stop).await
+                            let started = Instant::now();
+                            let r = haproxy::reload_master(addr, t.timing.timeout, &mut self.stop)
+                                .await;
+                            // The verdict's arrival, so that its latency can be read
+                            // from the log; a failure is told by the caller's report.
+                            if r.is_ok() {
+                                tlog!(
+                                    Debug,
+                                    &t,
+                                    None,
+                                    "{}: HAProxy confirmed the reload over the master CLI {addr} in {} ms",
+                                    t.name,
+                                    started.elapsed().as_millis()
+                                );
+                            }
+                            r
                         }
                     };
                     match &result {
