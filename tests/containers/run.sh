@@ -215,8 +215,8 @@ srvd_args=(-v "$etc:/etc/srvd:ro" -e RUST_LOG=srvd::engine=debug)
 check "srvd renders the first haproxy.cfg in its container (--oneshot --no-reload)" \
   run --rm "${srvd_args[@]}" "$SRVD_IMAGE" --oneshot --no-reload
 VOL=$(podman volume inspect --format '{{.Mountpoint}}' "$VOLUME")
-check "the volume took the ownership of srvd's /run/haproxy ($UID_GID), and holds haproxy.cfg" \
-  [ "$(stat -c %u:%g "$VOL")" = "$UID_GID" ] && [ -s "$VOL/haproxy.cfg" ]
+volume_ready() { [ "$(stat -c %u:%g "$VOL")" = "$UID_GID" ] && [ -s "$VOL/haproxy.cfg" ]; }
+check "the volume took the ownership of srvd's /run/haproxy ($UID_GID), and holds haproxy.cfg" volume_ready
 run -d --name haproxy "$HAPROXY_IMAGE" \
   haproxy -W -S /run/haproxy/master.sock,mode,660 -f /run/haproxy/haproxy.cfg >/dev/null ||
   die "HAProxy's container did not start"
@@ -251,9 +251,12 @@ servers() { awk '$1 == "server" { print $2 }' "$VOL/haproxy.cfg" | paste -sd' ' 
 confirmed() { srvd_log | grep -c 'confirmed the reload over the master CLI'; }
 eventually 15 "srvd is up in its container and reports Ok in /status" status_has 'd["Ok"] and t["ok"]'
 mounts() { podman inspect --format '{{range .Mounts}}{{.Destination}} {{end}}' "$1" | xargs -n1 | sort | paste -sd' ' -; }
-check "the containers share the volume and nothing else: no runtime socket, own PID namespaces" \
+share_only_the_volume() {
   [ "$(mounts haproxy)" = /run/haproxy ] && [ "$(mounts srvd)" = "/etc/srvd /run/haproxy" ] &&
-  [ "$(podman inspect --format '{{.HostConfig.PidMode}}' haproxy srvd | sort -u)" = private ]
+    [ "$(podman inspect --format '{{.HostConfig.PidMode}}' haproxy srvd | sort -u)" = private ]
+}
+check "the containers share the volume and nothing else: no runtime socket, own PID namespaces" \
+  share_only_the_volume
 check "srvd did not reload HAProxy for the haproxy.cfg it rendered before HAProxy started" [ "$(reloads)" = 0 ]
 
 # --- a record change -------------------------------------------------------------------
@@ -327,7 +330,7 @@ eventually 10 "another process holds 127.0.0.1:$BLOCK_PORT" blocker_up
 chmod 0644 "$etc/blocked.cfg.tmpl"
 sed 's#/etc/srvd/haproxy.cfg.tmpl#/etc/srvd/blocked.cfg.tmpl#' "$etc/srvd.toml" >"$etc/blocked.toml"
 chmod 0644 "$etc/blocked.toml"
-prun -v "$etc:/etc/srvd:ro" "$SRVD_IMAGE" --config /etc/srvd/blocked.toml render \
+prun -v "$etc:/etc/srvd:ro" --entrypoint /usr/bin/srvd "$SRVD_IMAGE" --config /etc/srvd/blocked.toml render \
   >"$T/blocked.cfg" 2>>"$T/build.log"
 check "the new config renders with the extra frontend" grep -q "bind 127.0.0.1:$BLOCK_PORT" "$T/blocked.cfg"
 check "it passes haproxy -c (HAProxy's container)" \
