@@ -159,7 +159,7 @@ binary_bytes=$(stat -c %s "$SRVD")
 echo "   srvd image: $image_bytes bytes (base $base_bytes, srvd $binary_bytes)"
 inspect() { podman image inspect --format "$1" "$SRVD_IMAGE"; }
 check "the image runs srvd --config /etc/srvd/srvd.toml as uid:gid $UID_GID" \
-  [ "$(inspect '{{.Config.User}} {{join .Config.Entrypoint " "}}')" = "$UID_GID /usr/bin/srvd --config /etc/srvd/srvd.toml" ]
+  [ "$(inspect '{{.Config.User}} {{.Config.Entrypoint}}')" = "$UID_GID [/usr/bin/srvd --config /etc/srvd/srvd.toml]" ]
 check "srvd runs in it and accepts the image's own srvd.toml (srvd check)" \
   prun "$SRVD_IMAGE" check
 no_shell() {
