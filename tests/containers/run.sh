@@ -382,6 +382,7 @@ echo "   during the refused reload, HAProxy refused ${refused_in:-?} connections
 
 # --- figures ---------------------------------------------------------------------------
 if [ "${SRVD_CONTAINERS_RESULTS:-1}" != 0 ] && [ -n "$p50" ] && [ "$SRVD_TESTS_FAILED" = 0 ]; then
+  mb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1000000 }'; }
   cpu=$(lscpu | awk -F: '$1 == "Model name" { gsub(/^ +/, "", $2); print $2; exit }')
   cat >"$root/docs/results/containers.md" <<EOF
 # srvd in containers: measured
@@ -393,7 +394,7 @@ $(runc --version | awk 'NR == 1 { print $3 }'), $(prun "$HAPROXY_IMAGE" haproxy 
 its container.
 
 HAProxy in one container (\`haproxy -W -S /run/haproxy/master.sock\`), srvd
-in another, sharing a tmpfs volume; Knot DNS on the host's loopback; each
+in another, sharing a named volume; Knot DNS on the host's loopback; each
 reload is a record change followed by srvd's \`reload\` over the master CLI.
 
 | Figure | Value |
@@ -403,8 +404,8 @@ reload is a record change followed by srvd's \`reload\` over the master CLI.
 | Reload verdict latency, max | $pmax ms |
 | Failed client connections during the $RELOADS reloads ($attempts connections) | 0 |
 | Connections refused while HAProxy tried the config it then refused (a bind to a port in use) | $refused_in over ${refused_span} s |
-| srvd image (on the glibc-only stand-in base of $((base_bytes / 1000000)) MB) | $((image_bytes / 1000000)) MB ($image_bytes bytes) |
-| srvd binary | $((binary_bytes / 1000000)) MB |
+| srvd image (on the glibc-only stand-in base of $(mb "$base_bytes") MB) | $(mb "$image_bytes") MB ($image_bytes bytes) |
+| srvd binary | $(mb "$binary_bytes") MB |
 
 The latency runs from srvd's log line "reloading over the master CLI" to
 "HAProxy confirmed the reload": the \`reload\` command, HAProxy 2.6's new
