@@ -41,7 +41,7 @@ if [ -z "$fast" ]; then
   packages=(
     haproxy knot knot-dnsutils dnsutils dnsmasq-base
     systemd-container mmdebstrap debhelper dh-exec lintian devscripts nix-bin
-    iproute2 procps psmisc curl python3 man-db
+    iproute2 procps psmisc curl python3 man-db podman runc
   )
   missing=()
   for p in "${packages[@]}"; do

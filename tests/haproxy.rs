@@ -582,7 +582,7 @@ mod daemon {
             s.srvd.log()
         );
         assert!(s.srvd.wait_log(
-            "HAProxy reloaded over the master CLI",
+            "HAProxy confirmed the reload over the master CLI",
             Duration::from_secs(5)
         ));
         assert!(s.srvd.wait_log(

@@ -428,20 +428,24 @@ impl Engine {
                                 "{}: reloading over the master CLI {addr}",
                                 t.name
                             );
+                            let started = Instant::now();
                             let verdict =
                                 haproxy::reload_master(addr, t.timing.timeout, &mut self.stop)
                                     .await;
+                            // The verdict and its latency; a failure is told by
+                            // the caller's report.
                             if let Ok(worker) = verdict {
                                 let by = match worker {
                                     0 => String::new(),
-                                    pid => format!(": new worker {pid}"),
+                                    pid => format!(", new worker {pid}"),
                                 };
                                 tlog!(
                                     Info,
                                     &t,
                                     None,
-                                    "{}: HAProxy reloaded over the master CLI {addr}{by}",
-                                    t.name
+                                    "{}: HAProxy confirmed the reload over the master CLI {addr} in {} ms{by}",
+                                    t.name,
+                                    started.elapsed().as_millis()
                                 );
                             }
                             verdict.map(|_| ())
