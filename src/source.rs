@@ -193,11 +193,22 @@ impl Source {
                         .is_none_or(|c| is_stale(c.fresh_until, now))
             })
             .collect();
-        let answers = join_all(
-            stale
-                .iter()
-                .map(|d| direct_resolvers.get(*d).unwrap_or(&resolver).srv(d)),
-        )
+        let (resolver, direct_resolvers) = (&resolver, &direct_resolvers);
+        let answers = join_all(stale.iter().map(|d| async move {
+            let Some(direct) = direct_resolvers.get(*d) else {
+                return resolver.srv(d).await;
+            };
+            match direct.srv(d).await {
+                // The notified zone's primary does not hold the name (it
+                // lives in a child zone delegated elsewhere): a referral
+                // is not an answer, so ask the servers polling asks.
+                Err(LookupError::Referral(zone)) => {
+                    log::info!("{d}: the notified zone's primary refers to {zone}; asking the name servers instead");
+                    resolver.srv(d).await
+                }
+                other => other,
+            }
+        }))
         .await;
         let mut asked: HashMap<&Name, SrvResult> = HashMap::new();
         for (domain, result) in stale.into_iter().zip(answers) {

@@ -22,6 +22,12 @@ use nix::unistd::Pid;
 
 pub const SRVD: &str = env!("CARGO_BIN_EXE_srvd");
 
+/// The srvd that `Site::run` and `Site::start` run: `SRVD_BIN` when set
+/// (to replay a test against another build), else this one.
+pub fn srvd_bin() -> String {
+    std::env::var("SRVD_BIN").unwrap_or_else(|_| SRVD.to_owned())
+}
+
 /// The domain of `basic_config`'s template.
 pub const D: &str = "_mysql._tcp.example.com.";
 
@@ -123,7 +129,7 @@ impl Site {
 
     /// Runs srvd to completion with `args` (the config is added).
     pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(SRVD)
+        Command::new(srvd_bin())
             .arg("--config")
             .arg(self.path("srvd.toml"))
             .args(args)
@@ -151,7 +157,7 @@ impl Site {
     }
 
     pub fn start_with(&self, args: &[&str], env: &[(&str, &str)]) -> Daemon {
-        let mut cmd = Command::new(SRVD);
+        let mut cmd = Command::new(srvd_bin());
         cmd.arg("--config")
             .arg(self.path("srvd.toml"))
             .arg("--log-level")
