@@ -201,6 +201,21 @@ impl Resolver {
         Ok((answer, from, udp))
     }
 
+    /// The zone that holds `name` and its SOA serial, as these servers see
+    /// it: asked as `name SOA`, found in the answer (at a zone's apex) or
+    /// in the authority section (RFC 2308 2.2). None when no server says.
+    pub async fn zone_serial(&self, name: &Name) -> Option<(Name, u32)> {
+        let reply = self.query(name, RecordType::SOA, false).await.ok()?;
+        let m = &reply.message;
+        m.answers
+            .iter()
+            .chain(&m.authorities)
+            .find_map(|r| match &r.data {
+                RData::SOA(soa) => Some((r.name.clone(), soa.serial)),
+                _ => None,
+            })
+    }
+
     /// The A and AAAA addresses of `host`, with the smallest TTL among them.
     /// A name with neither gives an empty list, not an error, believed for
     /// the answers' negative-caching TTL (RFC 2308). When one family
@@ -266,5 +281,31 @@ impl Resolver {
             ttl = negative_ttl;
         }
         Ok((addrs, if ttl == u32::MAX { 0 } else { ttl }))
+    }
+}
+
+/// Whether zone serial `a` is older than `b` in serial number arithmetic
+/// (RFC 1982 section 3.2): `b` is ahead of `a` by 1 to 2^31 - 1. Serials
+/// 2^31 apart are not comparable, and are not called older.
+pub fn serial_older(a: u32, b: u32) -> bool {
+    (1..=i32::MAX as u32).contains(&b.wrapping_sub(a))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::serial_older;
+
+    #[test]
+    fn serials_compare_in_rfc_1982_arithmetic() {
+        assert!(serial_older(1, 2));
+        assert!(!serial_older(2, 1));
+        assert!(!serial_older(7, 7));
+        // Past the wrap: 4294967295 + 1 = 0 is newer.
+        assert!(serial_older(u32::MAX, 0));
+        assert!(!serial_older(0, u32::MAX));
+        assert!(serial_older(0, (1 << 31) - 1));
+        // 2^31 apart: undefined (RFC 1982 3.2), not older either way.
+        assert!(!serial_older(0, 1 << 31));
+        assert!(!serial_older(1 << 31, 0));
     }
 }

@@ -85,6 +85,8 @@ struct State {
     /// Zones delegated away: names in them get a referral (no answer, AA
     /// clear, the zone's NS in authority), as a parent zone's primary gives.
     delegated: Vec<Name>,
+    /// The serial of the SOA in negative answers (0 is taken as 1).
+    serial: u32,
     counter: usize,
     queries: Vec<(Name, RecordType, bool)>,
 }
@@ -320,6 +322,12 @@ impl DnsServer {
         self.state.lock().unwrap().delegated.push(name(zone));
     }
 
+    /// Sets the zone's SOA serial, as given in the authority section of
+    /// negative answers (an SOA query for any existing name gets one).
+    pub fn set_serial(&self, serial: u32) {
+        self.state.lock().unwrap().serial = serial;
+    }
+
     /// Queries received for `domain` of type `rtype` (UDP and TCP).
     pub fn queries(&self, domain: &str, rtype: RecordType) -> usize {
         self.count_queries(domain, |t, _| t == rtype)
@@ -362,14 +370,14 @@ enum Reply {
     Nothing,
 }
 
-fn soa() -> Record {
+fn soa(serial: u32) -> Record {
     Record::from_rdata(
         name("example.com."),
         1,
         RData::SOA(SOA::new(
             name("ns1.example.com."),
             name("hostmaster.example.com."),
-            1,
+            serial.max(1),
             3600,
             600,
             86400,
@@ -410,11 +418,11 @@ fn answer(state: &Arc<Mutex<State>>, packet: &[u8], tcp: bool) -> Reply {
         Mode::ServFail => return code(&mut resp, ResponseCode::ServFail),
         Mode::Refused => return code(&mut resp, ResponseCode::Refused),
         Mode::NxDomain => {
-            resp.add_authority(soa());
+            resp.add_authority(soa(st.serial));
             return code(&mut resp, ResponseCode::NXDomain);
         }
         Mode::NoData => {
-            resp.add_authority(soa());
+            resp.add_authority(soa(st.serial));
             return code(&mut resp, ResponseCode::NoError);
         }
         Mode::Garbage => {
@@ -510,7 +518,7 @@ fn answer(state: &Arc<Mutex<State>>, packet: &[u8], tcp: bool) -> Reply {
     }
     let exists = !answers.is_empty() || st.records.iter().any(|r| r.name == owner);
     if !exists {
-        resp.add_authority(soa());
+        resp.add_authority(soa(st.serial));
         return code(&mut resp, ResponseCode::NXDomain);
     }
     if mode == Mode::OtherName {
@@ -521,7 +529,7 @@ fn answer(state: &Arc<Mutex<State>>, packet: &[u8], tcp: bool) -> Reply {
     }
     answers.extend(found);
     if answers.is_empty() {
-        resp.add_authority(soa());
+        resp.add_authority(soa(st.serial));
     }
     if st.glue && qtype == RecordType::SRV {
         for a in &answers {
