@@ -21,6 +21,9 @@ use crate::config::{DnsSettings, Net, Servers};
 use crate::nameservers::{self, NameServers, Reply};
 use crate::records::{self, Answer, LookupError};
 
+/// A domain's targets as (target, port): what a later answer must keep.
+type Targets = BTreeSet<(String, u16)>;
+
 /// Sends srvd's queries to the configured name servers.
 #[derive(Clone)]
 pub struct Resolver {
@@ -28,7 +31,7 @@ pub struct Resolver {
     sent: Arc<AtomicU64>,
     /// The targets (target, port) of the last answer given per domain: a
     /// UDP answer that drops any of them is confirmed over TCP first.
-    last: Arc<Mutex<HashMap<Name, BTreeSet<(String, u16)>>>>,
+    last: Arc<Mutex<HashMap<Name, Targets>>>,
     /// Servers found to trim their UDP answers without setting TC: asked
     /// over TCP from then on.
     trimming: Arc<Mutex<HashSet<SocketAddr>>>,
@@ -105,7 +108,7 @@ impl Resolver {
     /// that server is named once in the log and asked over TCP from then on.
     pub async fn srv(&self, domain: &Name) -> Result<Answer, LookupError> {
         let (mut answer, from, udp) = self.srv_once(domain, false).await?;
-        let targets = |a: &Answer| -> BTreeSet<(String, u16)> {
+        let targets = |a: &Answer| -> Targets {
             a.records
                 .iter()
                 .map(|r| (r.target.clone(), r.port))
