@@ -469,9 +469,11 @@ fn scaled_to_zero(extra: &str) -> (String, String) {
         ("10-0-0-1.web.default.svc.cluster.local.", "10.0.0.1"),
         ("10-0-0-2.web.default.svc.cluster.local.", "10.0.0.2"),
     ];
+    // The SRV answer lives 2 s, the pods' addresses 0: the pods' names
+    // go NXDOMAIN while the SRV answer is still fresh, as with CoreDNS.
     server.set_srv(
         K8S,
-        0,
+        2,
         &[(0, 50, 8080, pods[0].0), (0, 50, 8080, pods[1].0)],
     );
     for (host, ip) in pods {
