@@ -301,3 +301,38 @@ fn a_timeout_takes_what_the_docs_say_and_names_the_servers() {
     assert!(stderr.contains(&server.addr.to_string()), "{stderr}");
     assert!(stderr.contains("2 attempts of 2s each"), "{stderr}");
 }
+
+/// With two silent servers, each gets `dns_attempts` queries, one at a
+/// time (4 × `dns_timeout` in all), and the error names both.
+#[test]
+fn a_timeout_of_every_server_asks_each_attempts_times_and_names_them_all() {
+    let servers = [DnsServer::start(), DnsServer::start()];
+    for s in &servers {
+        two_backends(s, 0);
+        s.set_mode(D, Mode::Silent);
+    }
+    let site = Site::new();
+    basic_config(&site, &servers[0], "");
+    site.set_key("dns_attempts", "2");
+    site.set_key(
+        "nameservers",
+        &format!("[{}, {}]", servers[0].toml_addr(), servers[1].toml_addr()),
+    );
+    let started = Instant::now();
+    let out = site.run(&["--oneshot"]);
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    for s in &servers {
+        assert_eq!(s.queries(D, RecordType::SRV), 2, "{stderr}");
+        assert!(stderr.contains(&s.addr.to_string()), "{stderr}");
+    }
+    assert!(
+        (secs(1.1)..secs(3.0)).contains(&took),
+        "4 queries of 300 ms one after the other: {took:?}\n{stderr}"
+    );
+    assert!(
+        stderr.contains("2 attempts of 0.3s each, per server"),
+        "{stderr}"
+    );
+}
