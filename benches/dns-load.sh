@@ -26,7 +26,7 @@ INTERVAL=1
 PORT_A=$((BASE_PORT + 10))
 PORT_B=$((BASE_PORT + 11))
 
-SRVD=$(bench_srvd_bin)
+SRVD=$(srvd_bin) || die "no srvd to measure"
 bench_init dns-load
 [ "$(id -u)" -eq 0 ] || die "the packet capture needs root"
 
@@ -47,26 +47,14 @@ srvd_config() {
     echo "resolve_targets = $resolve"
     echo "status_port = $port"
     for ttl in $TTLS; do
-      cat <<EOF
-[[template]]
-name = "$prefix-ttl$ttl"
-src = "$TEMPLATE"
-dest = "$T/out/$prefix-ttl$ttl.cfg"
-domain = "$SRV_LABEL.$prefix-ttl$ttl.$PARENT"
-EOF
+      srvd_template "$prefix-ttl$ttl" "$TEMPLATE" "$T/out/$prefix-ttl$ttl.cfg" "$SRV_LABEL.$prefix-ttl$ttl.$PARENT"
     done
   } >"$file"
 }
 mkdir -p "$T/out"
 srvd_config "$T/a.toml" a false "$PORT_A"
 srvd_config "$T/b.toml" b true "$PORT_B"
-cat >>"$T/b.toml" <<EOF
-[[template]]
-name = "c-ttl30"
-src = "$TEMPLATE"
-dest = "$T/out/c-ttl30.cfg"
-domain = "$SRV_LABEL.c-ttl30.$PARENT"
-EOF
+srvd_template c-ttl30 "$TEMPLATE" "$T/out/c-ttl30.cfg" "$SRV_LABEL.c-ttl30.$PARENT" >>"$T/b.toml"
 
 # The readiness probe's queries are in the baseline, not in count.
 start_capture
@@ -89,11 +77,11 @@ kill -0 "$PID_A" && kill -0 "$PID_B" || die "srvd exited during the run"
 # Cross-check: srvd's counters and Knot's, read together (again if a poll
 # slipped in between).
 for attempt in 1 2 3 4 5; do
-  qa=$(metric "$PORT_A" srvd_dns_queries_total)
-  qb=$(metric "$PORT_B" srvd_dns_queries_total)
+  qa=$(metric srvd_dns_queries_total "http://127.0.0.1:$PORT_A")
+  qb=$(metric srvd_dns_queries_total "http://127.0.0.1:$PORT_B")
   zone_stats >"$T/stats2.txt"
-  [ "$qa" = "$(metric "$PORT_A" srvd_dns_queries_total)" ] &&
-    [ "$qb" = "$(metric "$PORT_B" srvd_dns_queries_total)" ] && break
+  [ "$qa" = "$(metric srvd_dns_queries_total "http://127.0.0.1:$PORT_A")" ] &&
+    [ "$qb" = "$(metric srvd_dns_queries_total "http://127.0.0.1:$PORT_B")" ] && break
   sleep 0.3
 done
 knot_a=0

@@ -27,7 +27,7 @@ N=${TEMPLATES:-10}
 RESOLVE_SETTINGS=${RESOLVE_TARGETS:-false true}
 STATUS_PORT=$((BASE_PORT + 10))
 
-SRVD=$(bench_srvd_bin)
+SRVD=$(srvd_bin) || die "no srvd to measure"
 bench_init footprint
 
 for i in $(seq 0 $((N - 1))); do add_zone "f$i" "$FP_TTL"; done
@@ -67,11 +67,11 @@ EOF
   sleep 2
   local ticks0 ns0 q0 hwm rss ticks1 ns1 threads anon mapped q1
   read -r _ _ ticks0 ns0 _ _ _ < <(python3 "$HELPER" procstat "$SRVD_PID")
-  q0=$(metric "$STATUS_PORT" srvd_dns_queries_total)
+  q0=$(metric srvd_dns_queries_total "http://127.0.0.1:$STATUS_PORT")
   log "srvd footprint: $N templates, TTL $FP_TTL s, interval 1 s, resolve_targets = $resolve, measuring ${RUN} s (load $(load1))"
   sleep "$RUN"
   read -r hwm rss ticks1 ns1 threads anon mapped < <(python3 "$HELPER" procstat "$SRVD_PID")
-  q1=$(metric "$STATUS_PORT" srvd_dns_queries_total)
+  q1=$(metric srvd_dns_queries_total "http://127.0.0.1:$STATUS_PORT")
   load_after=$(load1)
   kill -0 "$SRVD_PID" || die "srvd exited during the run"
   if grep -q ' ERROR \| WARN ' "$T/srvd-$resolve.log"; then

@@ -71,7 +71,7 @@ start_haproxy() {
   haproxy -c -q -f "$1" || die "haproxy refused $1"
   haproxy -db -f "$1" >>"$1.log" 2>&1 &
   HAPROXY_PID=$!
-  PIDS+=("$HAPROXY_PID")
+  track_pid "$HAPROXY_PID"
   wait_for 10 test -S "$1.sock" || die "haproxy did not start: $(tail -n 5 "$1.log")"
 }
 
@@ -189,8 +189,7 @@ result haproxy.fp.static "$s_rss/$s_cpu/$s_cpu_ns"
 result haproxy.load "$load_before/$load_after"
 
 # Propagation, on its own HAProxy once the others are stopped.
-for pid in "${PIDS[@]}"; do [ "$pid" = "$KNOT_PID" ] || stop_pid "$pid"; done
-PIDS=("$KNOT_PID")
+for pid in "${STARTED_PIDS[@]}"; do [ "$pid" = "$KNOT_PID" ] || stop_pid "$pid"; done
 haproxy_config "$T/prop.cfg" $((BASE_PORT + 23))
 first=
 for ttl in $PROP_TTLS; do

@@ -1,8 +1,11 @@
-# Shared by the whole-process benchmarks (footprint.sh, dns-load.sh,
-# propagation.sh, haproxy-resolvers.sh). Source it, call bench_init, then the
-# start_* functions. Everything runs on loopback, out of one temporary
-# directory; bench_cleanup (the EXIT trap) stops exactly the processes started
-# here, by their PIDs.
+# shellcheck shell=bash
+# What only the whole-process benchmarks share (footprint.sh, dns-load.sh,
+# propagation.sh, haproxy-resolvers.sh): their Knot zones and query counts,
+# their scratch directory and the report's figures; the processes, srvd and
+# waiting come from tests/lib.sh, Knot from tests/knot.sh, as for the test
+# suites. Source it, call bench_init, then the start_* functions. Everything
+# runs on loopback, out of one temporary directory; bench_cleanup (the EXIT
+# trap) stops exactly the processes started here, by their PIDs.
 #
 # Ports (all overridable, chosen not to clash with the e2e suite's 3306, 5300
 # and 18081 nor the NOTIFY suite's 15300/15353):
@@ -14,6 +17,7 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$BENCH_DIR/.." && pwd)
 HELPER="$BENCH_DIR/bench.py"
 TEMPLATE="$ROOT/examples/haproxy.cfg.tmpl"
+. "$ROOT/tests/lib.sh"
 . "$ROOT/tests/knot.sh"
 
 BASE_PORT=${SRVD_BENCH_PORT:-25300}
@@ -25,37 +29,16 @@ SRV_LABEL=_mysql._tcp
 TARGETS=3
 
 T=
-PIDS=()
-
-now() { date +%s.%N; }
 
 log() { echo "== $*" >&2; }
-
-die() {
-  echo "error: $*" >&2
-  exit 1
-}
-
-# The srvd binary: $SRVD_BIN, else a release build of this checkout (the
-# profile srvd ships with: fat LTO, opt-level s).
-bench_srvd_bin() {
-  if [ -n "${SRVD_BIN:-}" ]; then
-    [ -x "$SRVD_BIN" ] || die "SRVD_BIN=$SRVD_BIN is not an executable"
-    echo "$SRVD_BIN"
-    return
-  fi
-  (cd "$ROOT" && cargo build --release --locked -q) >&2 || die "cargo build --release failed"
-  echo "$ROOT/target/release/srvd"
-}
 
 # bench_init NAME [programs...]: checks the programs and the ports, makes the
 # temporary directory and installs the cleanup.
 bench_init() {
-  local name=$1 p
+  local name=$1
   shift
-  for p in knotd knotc kdig nsupdate python3 curl ss "$@"; do
-    command -v "$p" >/dev/null || die "$p is not installed (apt-get install knot knot-dnsutils dnsutils haproxy python3 curl iproute2)"
-  done
+  # apt-get install knot knot-dnsutils dnsutils haproxy python3 curl iproute2
+  need knotd knotc kdig nsupdate python3 curl ss "$@"
   local busy
   busy=$(ss -Hlntu 2>/dev/null | awk '{print $5}' | python3 "$HELPER" busy "$BASE_PORT" || true)
   [ -z "$busy" ] || die "ports in use: $busy (set SRVD_BENCH_PORT to move the benchmarks' ports)"
@@ -65,33 +48,12 @@ bench_init() {
   trap 'exit 130' INT TERM
 }
 
-# Stops one process started here: SIGTERM, then SIGKILL after 5 s.
-stop_pid() {
-  local pid=$1 i
-  [ -n "$pid" ] || return 0
-  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-  kill -TERM "$pid" 2>/dev/null
-  for i in $(seq 50); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null || true
-  return 0
-}
-
 bench_cleanup() {
-  local status=$? i
+  local status=$?
   set +e
   trap - EXIT
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[i]}"; done
-  if [ -n "$T" ] && [ -d "$T" ]; then
-    if [ "$status" -ne 0 ] || [ -n "${SRVD_BENCH_KEEP:-}" ]; then
-      echo "== logs kept in $T" >&2
-    else
-      rm -rf "$T"
-    fi
-  fi
+  stop_started
+  keep_or_remove "$status" "$T" "${SRVD_BENCH_KEEP:-}"
   exit "$status"
 }
 
@@ -105,11 +67,7 @@ bench_cleanup() {
 add_zone() {
   local label=$1 ttl=$2 zone="$1.$PARENT" targets=${3:+.$3.} i
   {
-    echo "\$ORIGIN $zone."
-    echo "\$TTL $ttl"
-    echo "@ IN SOA ns1 hostmaster 1 3600 600 86400 $ttl"
-    echo "@ IN NS ns1"
-    echo "ns1 IN A $DNS_ADDR"
+    zone_head "$zone" "$ttl" "$DNS_ADDR"
     for i in $(seq "$TARGETS"); do
       echo "$SRV_LABEL IN SRV 10 10 3306 db-$i$targets"
     done
@@ -126,30 +84,10 @@ TSIG="hmac-sha256:srvd-bench-update:c3J2ZC1iZW5jaC11cGRhdGUta2V5LTAxMjM0NTY3ODk=
 # Knot, authoritative for every zone added, with mod-stats counting queries
 # per zone and per type.
 start_dns() {
-  local secret=${TSIG##*:} key=${TSIG#*:} z
-  key=${key%%:*}
+  local z
   {
+    KNOT_LOG_LEVEL=notice knot_conf "$T/knot" "$DNS_ADDR@$DNS_PORT" "${TSIG#*:}"
     cat <<EOF
-server:
-  rundir: "$T/knot"
-  pidfile: "$T/knot/knot.pid"
-  listen: $DNS_ADDR@$DNS_PORT
-control:
-  listen: "$T/knot/knot.sock"
-database:
-  storage: "$T/knot/db"
-log:
-  - target: stderr
-    any: notice
-key:
-  - id: $key
-    algorithm: hmac-sha256
-    secret: $secret
-acl:
-  - id: update
-    address: 127.0.0.0/8
-    key: $key
-    action: update
 mod-stats:
   - id: stats
     query-type: on
@@ -165,7 +103,6 @@ EOF
   } >"$T/knot/knot.conf"
   knot_start "$T/knot/knot.conf" "$DNS_ADDR" "$DNS_PORT" "$(head -n1 "$T/knot/zone-list")"
   KNOT_PID=$KNOTD_PID
-  PIDS+=("$KNOT_PID")
 }
 
 # zone_stats: "ZONE TYPE COUNT" for every zone and query type, plus
@@ -180,7 +117,7 @@ zone_stats() {
 # baseline of count.
 start_capture() {
   python3 "$HELPER" sniff "$DNS_PORT" "$T/queries.log" "$T/sniff.ready" 2>>"$T/sniff.err" &
-  PIDS+=($!)
+  track_pid $!
   wait_for 10 test -e "$T/sniff.ready" || die "the packet capture did not start: $(cat "$T/sniff.err")"
   zone_stats >"$T/stats0.txt"
 }
@@ -192,53 +129,26 @@ count() {
     "$T/stats0.txt" "${3:-$T/stats.txt}"
 }
 
-# dns_update ZONE "update add ..." ...: one signed RFC 2136 update.
+# dns_update ZONE "update add ..." ...: one signed update of ZONE.
 dns_update() {
-  local zone=$1 line
+  local zone=$1
   shift
-  {
-    echo "server $DNS_ADDR $DNS_PORT"
-    echo "zone $zone"
-    for line in "$@"; do echo "$line"; done
-    echo "send"
-  } | nsupdate -y "$TSIG" -t 5
-}
-
-# --- srvd ---------------------------------------------------------------------
-
-# srvd without anything it could inherit from a service manager (env execs
-# it, so that $! is srvd itself).
-SRVD_ENV=(env -u NOTIFY_SOCKET -u LISTEN_FDS -u LISTEN_PID -u LISTEN_FDNAMES -u WATCHDOG_USEC
-  -u WATCHDOG_PID -u JOURNAL_STREAM -u RUST_LOG)
-
-# start_srvd CONFIG LOG: runs srvd in the background; SRVD_PID is its PID.
-start_srvd() {
-  "${SRVD_ENV[@]}" "$SRVD" --config "$1" >>"$2" 2>&1 &
-  SRVD_PID=$!
-  PIDS+=("$SRVD_PID")
-}
-
-# metric PORT NAME: a counter from srvd's /metrics.
-metric() {
-  curl -fsS --max-time 2 "http://127.0.0.1:$1/metrics" |
-    awk -v n="$2" '$1 == n { print $2 }'
-}
-
-# --- processes ----------------------------------------------------------------
-
-# wait_for SECONDS command...: retries every 0.1 s until it succeeds.
-wait_for() {
-  local limit=$1
-  shift
-  local deadline=$((SECONDS + limit))
-  until "$@" 2>/dev/null; do
-    [ "$SECONDS" -lt "$deadline" ] || return 1
-    sleep 0.1
-  done
+  knot_update "$DNS_ADDR" "$DNS_PORT" "$TSIG" "$zone" "$@"
 }
 
 # The 1-minute load average, as uptime shows it.
 load1() { cut -d' ' -f1 /proc/loadavg; }
+
+# per_setting NAME TTL:INTERVAL...: runs "$0 --one TTL INTERVAL" for each
+# pair, each in its own process so that each gets a fresh stack, and prints
+# their result lines in order; dies naming the first pair that failed.
+per_setting() {
+  local name=$1 pair
+  shift
+  for pair in "$@"; do
+    bash "$0" --one "${pair%%:*}" "${pair##*:}" || die "$name benchmark failed for $pair"
+  done
+}
 
 # --- results ------------------------------------------------------------------
 

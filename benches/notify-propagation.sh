@@ -60,7 +60,7 @@ one() {
   wait_for 10 knot_startup_notifies_done || true
   sleep 1
   write_srvd_config
-  start_srvd
+  start_nk_srvd
   wait_for 10 status_has 'd["Ok"]' || die "srvd did not become ready"
   wait_for 10 servers_are mysql db-001.example.com || die "no first mysql.cfg"
 
@@ -168,8 +168,7 @@ for mode in $MODES; do
   results+=("$line")
 done
 
-srvd=${SRVD_BIN:-}
-[ -n "$srvd" ] || srvd=$(. "$root/tests/lib.sh"; srvd_bin)
+. "$here/lib.sh"
 echo
 echo "Propagation: a change swapping the only SRV record -> mysql.cfg rewritten and the reload command started"
 echo "(one template, check_cmd \"test -s\", the reload command a shell script that records when it starts;"
@@ -186,6 +185,5 @@ for line in "${results[@]}"; do
   esac
 done
 echo
-echo "Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), Linux $(uname -r);" \
-  "$(knotd --version 2>&1 | head -n1); $("$srvd" --version)"
+echo "Machine: $(machine "$(srvd_bin)")."
 echo "Idle queries counted at Knot over ${QUIET}s; changes $CHANGES per mode, 1-3 s apart."

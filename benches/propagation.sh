@@ -11,8 +11,8 @@
 #
 #   SRVD_BIN=target/release/srvd bash benches/propagation.sh
 #   CHANGES=20 SETTINGS="1:1 5:1" (the defaults)
-# (tests/e2e/bench-propagation.sh measures the same change through a real
-# HAProxy, up to the first client connection that reaches the new backend.)
+# (client-propagation.sh measures the same change through a real HAProxy,
+# up to the first client connection that reaches the new backend.)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -25,7 +25,7 @@ STATUS_PORT=$((BASE_PORT + 12))
 one() {
   exec 3>&1 1>&2
   local ttl=$1 interval=$2
-  SRVD=$(bench_srvd_bin)
+  SRVD=$(srvd_bin) || die "no srvd to measure"
   bench_init propagation
   TARGETS=1 add_zone p "$ttl"
   start_dns
@@ -68,11 +68,9 @@ if [ "${1:-}" = --one ]; then
   exit
 fi
 
-lines=()
-for pair in $SETTINGS; do
-  line=$(bash "$0" --one "${pair%%:*}" "${pair##*:}") || die "propagation benchmark failed for $pair"
-  lines+=("$line")
-done
+# shellcheck disable=SC2086 # a list of pairs
+out=$(per_setting propagation $SETTINGS) || exit 1
+mapfile -t lines <<<"$out"
 
 echo "### Propagation: srvd"
 echo

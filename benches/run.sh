@@ -27,7 +27,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 [ "$(id -u)" -eq 0 ] || die "run as root: dns-load.sh and haproxy-resolvers.sh capture packets on loopback"
 PARTS=${SRVD_BENCH_PARTS:-render footprint dns-load propagation haproxy-resolvers}
 
-SRVD_BIN=$(bench_srvd_bin)
+SRVD_BIN=$(srvd_bin) || die "no srvd to measure"
 export SRVD_BIN
 work=$(mktemp -d "${TMPDIR:-/tmp}/srvd-bench-run.XXXXXX")
 trap 'rm -rf "$work"' EXIT

@@ -16,14 +16,14 @@ use crate::config::DEFAULT_PATH;
     name = "srvd",
     version,
     about,
-    disable_help_subcommand = true,
     long_about = "srvd polls DNS SRV records (or a zone file), renders each configured \
         template with them, validates the result with the template's check command, \
         replaces the destination file atomically and runs the reload command, only when \
         the output really changed and never with a broken or empty config.\n\n\
         Without a subcommand srvd runs as a daemon (Type=notify under systemd). \
         SIGHUP re-reads the config and templates; SIGTERM stops it.",
-    after_help = "Exit status: 0 success; 1 a template failed (--oneshot) or a runtime error; \
+    after_help = "Exit status: 0 success; 1 a template failed (--oneshot, --dry-run) or a \
+        runtime error; \
         2 bad command line; 78 bad config or template.\n\
         The Go srvd's single-dash flags (-config, -oneshot, -dryrun, -noreload, -nocheck, \
         -nohttpd, -version) are accepted too."
@@ -38,7 +38,9 @@ pub struct Cli {
     #[arg(long)]
     pub oneshot: bool,
 
-    /// Render and print what would change as a diff; write nothing, reload nothing.
+    /// Render and print what would change as a diff; write nothing, reload
+    /// nothing. One cycle, then exit, with --oneshot's exit status: 0 if every
+    /// template is up to date or would be updated, 1 if any failed.
     #[arg(long, visible_alias = "dryrun")]
     pub dry_run: bool,
 
@@ -54,9 +56,21 @@ pub struct Cli {
     #[arg(long, visible_alias = "nohttpd")]
     pub no_status: bool,
 
+    /// Serve the status endpoint (/status, /metrics) on this address and
+    /// port, e.g. 127.0.0.1:9161, instead of status_addr and status_port
+    /// (and even with nohttpd). A socket passed by systemd still wins.
+    #[arg(long, value_name = "ADDR:PORT", conflicts_with = "no_status")]
+    pub status_listen: Option<std::net::SocketAddr>,
+
     /// Log level for srvd's own messages: error, warn, info, debug, trace
     /// (default info; RUST_LOG is used when this is not given).
-    #[arg(long, value_name = "LEVEL", global = true)]
+    #[arg(
+        long,
+        value_name = "LEVEL",
+        global = true,
+        value_parser = log_level(),
+        hide_possible_values = true
+    )]
     pub log_level: Option<LevelFilter>,
 
     #[command(subcommand)]
@@ -96,6 +110,14 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         completions: Option<PathBuf>,
     },
+}
+
+/// `--log-level`'s parser: clap then lists the levels when one is misspelt
+/// (`verbose`), which the `log` crate's own FromStr does not.
+fn log_level() -> impl clap::builder::TypedValueParser<Value = LevelFilter> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["off", "error", "warn", "info", "debug", "trace"])
+        .map(|s| s.parse::<LevelFilter>().unwrap_or(LevelFilter::Info))
 }
 
 /// The Go srvd's flags, as Go's flag package spells them, and their names here.

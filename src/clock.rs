@@ -17,6 +17,16 @@ pub fn rfc3339(t: SystemTime) -> String {
     )
 }
 
+/// The wall-clock time of a monotonic instant (past or future), for the log
+/// and /status: now, plus how far `at` is from now.
+pub fn wall(at: std::time::Instant) -> SystemTime {
+    let now = std::time::Instant::now();
+    match at.checked_duration_since(now) {
+        Some(ahead) => SystemTime::now() + ahead,
+        None => SystemTime::now() - now.duration_since(at),
+    }
+}
+
 /// Seconds since the Unix epoch, as Prometheus timestamps want them.
 pub fn unix_secs(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH)

@@ -152,10 +152,17 @@ pub enum Failure {
     Spawn(std::io::Error),
     /// It ran and exited non-zero or was killed by a signal.
     Exit(ExitStatus),
+    /// The same, without a line of output: the log cannot say why, which
+    /// is what `haproxy -c -q` does on every error (HAProxy 2.6), so the
+    /// message says how to get the reason.
+    Silent(ExitStatus),
     /// It ran past its timeout; its whole process group was killed.
     Timeout(Duration),
     /// srvd is stopping; the command's process group was killed.
     Stopped,
+    /// The middleware was asked directly (HAProxy's master CLI) and refused
+    /// or did not confirm; the text says which and why.
+    Refused(String),
 }
 
 impl fmt::Display for Failure {
@@ -167,12 +174,19 @@ impl fmt::Display for Failure {
                 (None, Some(sig)) => write!(f, "was killed by signal {sig}"),
                 _ => write!(f, "failed ({status})"),
             },
+            Failure::Silent(status) => write!(
+                f,
+                "{} and printed nothing, so the log cannot say why; run it without a quiet \
+                 flag (`haproxy -c -q` prints nothing on errors: use `haproxy -c`)",
+                Failure::Exit(*status)
+            ),
             Failure::Timeout(d) => write!(
                 f,
                 "timed out after {} and was killed",
                 crate::config::duration::display(*d)
             ),
             Failure::Stopped => write!(f, "was interrupted because srvd is stopping"),
+            Failure::Refused(why) => f.write_str(why),
         }
     }
 }
@@ -246,8 +260,12 @@ pub async fn run(
     }
     output.finish();
     output.log(label, result.is_ok());
+    let result = match result {
+        Err(Failure::Exit(s)) if output.lines().next().is_none() => Err(Failure::Silent(s)),
+        other => other,
+    };
     if let Some(pgid) = pgid {
-        if result.is_ok() || matches!(result, Err(Failure::Exit(_))) {
+        if result.is_ok() || matches!(result, Err(Failure::Exit(_) | Failure::Silent(_))) {
             reap_at_deadline(pgid, deadline, label);
         }
     }

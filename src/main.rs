@@ -45,6 +45,7 @@ fn run(cli: Cli) -> Result<u8> {
             config: cli.config,
             flags,
             no_status: cli.no_status,
+            status_listen: cli.status_listen,
         }),
         Some(Command::Check) => check(&cli.config),
         Some(Command::Render { zone, template }) => render(&cli.config, zone, template),
@@ -149,7 +150,14 @@ fn render(
             let i = templates
                 .iter()
                 .position(|t| &t.name == name || t.dest.as_os_str() == name.as_str())
-                .with_context(|| format!("no template named {name:?}"))?;
+                .with_context(|| {
+                    let names: Vec<&str> = templates.iter().map(|t| t.name.as_str()).collect();
+                    format!(
+                        "no template named {name:?}; the templates in {} are: {} (a dest path works too)",
+                        path.display(),
+                        names.join(", ")
+                    )
+                })?;
             vec![i]
         }
         None => (0..templates.len()).collect(),
@@ -226,10 +234,10 @@ fn generate(
 const MAN_EXIT_STATUS: &str = r#".SH "EXIT STATUS"
 .TP
 \fB0\fR
-Success; with \fB\-\-oneshot\fR, every template is up to date or was updated.
+Success; with \fB\-\-oneshot\fR or \fB\-\-dry\-run\fR, every template is up to date or was (would be) updated.
 .TP
 \fB1\fR
-A template failed (\fB\-\-oneshot\fR), or a runtime error.
+A template failed (\fB\-\-oneshot\fR, \fB\-\-dry\-run\fR), or a runtime error.
 .TP
 \fB2\fR
 Bad command line.

@@ -218,6 +218,7 @@ fn new_tera() -> Tera {
     tera.register_filter("rotate", rotate);
     tera.register_filter("ipv4_to_int", ipv4_to_int);
     tera.register_filter("hex_to_int", hex_to_int);
+    tera.register_filter("haproxy_servers", crate::haproxy::template::filter);
     tera.register_function("hostname", |_: Kwargs, _: &State| host_name());
     tera.register_function("interface_addrs", |_: Kwargs, _: &State| interface_addrs());
     tera.register_function("ipv4s_by_interface", |_: Kwargs, _: &State| {

@@ -87,6 +87,161 @@ fn dry_run_prints_the_diff_and_touches_nothing() {
     assert!(files_with_prefix(site.dir.path(), ".srvd").is_empty());
 }
 
+/// How `srvd ARGS` on `site` ended: its exit code, or None if it still ran
+/// after `limit` (then it is killed), and its log.
+fn exit_within(site: &Site, args: &[&str], limit: std::time::Duration) -> (Option<i32>, String) {
+    let mut d = site.start_with(args, &[]);
+    let mut code = None;
+    let ended = wait_until(limit, || match d.child.try_wait() {
+        Ok(Some(status)) => {
+            code = status.code();
+            true
+        }
+        _ => false,
+    });
+    if !ended {
+        d.kill9();
+    }
+    (code, d.log())
+}
+
+/// `--dry-run` alone is one cycle, with `--oneshot`'s exit status: a
+/// daemon that writes nothing would only print the same diff forever.
+#[test]
+fn dry_run_without_oneshot_runs_one_cycle_and_exits() {
+    let (dns, site) = configured("");
+    let (code, log) = exit_within(&site, &["--dry-run"], secs(10.0));
+    assert_eq!(code, Some(0), "exits 0 after one cycle\n{log}");
+    assert!(log.contains("would change"), "{log}");
+    assert!(!site.exists("haproxy.cfg"));
+    assert_eq!(site.reloads() + site.checks(), 0);
+    // A failing template: exit 1, as --oneshot.
+    dns.set_mode(D, Mode::ServFail);
+    let (code, log) = exit_within(&site, &["--dry-run"], secs(10.0));
+    assert_eq!(code, Some(1), "{log}");
+    // The Go srvd's key in the config does the same.
+    dns.set_mode(D, Mode::Normal);
+    let (_dns2, keyed) = configured("dryrun = true");
+    let (code, log) = exit_within(&keyed, &[], secs(10.0));
+    assert_eq!(code, Some(0), "{log}");
+    assert!(!keyed.exists("haproxy.cfg"));
+}
+
+#[test]
+fn srvd_help_prints_the_help() {
+    let site = Site::new();
+    let out = site.run(&["help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("Usage: srvd") && text.contains("--status-listen"),
+        "{text}"
+    );
+    let out = site.run(&["help", "render"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--zone"));
+}
+
+#[test]
+fn a_misspelt_log_level_lists_the_levels() {
+    let site = Site::new();
+    let out = site.run(&["--log-level", "verbose", "check"]);
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{msg}");
+    assert!(
+        msg.contains("verbose") && msg.contains("off, error, warn, info, debug, trace"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn render_of_an_unknown_template_lists_the_names() {
+    let (dns, site) = configured("");
+    let text = site.read("srvd.toml");
+    let table = |name: &str| {
+        format!(
+            "[[template]]\nname = \"{name}\"\nsrc = \"haproxy.cfg.tmpl\"\n\
+             dest = \"{name}.cfg\"\ndomain = \"_mysql._tcp.example.com\"\n"
+        )
+    };
+    let top: String = text
+        .lines()
+        .filter(|l| {
+            !["src =", "dest =", "domain ="]
+                .iter()
+                .any(|k| l.starts_with(k))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let two = top + &table("mysql") + &table("redis");
+    site.write("srvd.toml", &two);
+    let out = site.run(&["render", "--template", "nope"]);
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{msg}");
+    assert!(
+        msg.contains("\"nope\"") && msg.contains("mysql, redis"),
+        "{msg}"
+    );
+    assert_eq!(
+        site.run(&["render", "--template", "redis"]).status.code(),
+        Some(0)
+    );
+    drop(dns);
+}
+
+/// A broken line of a zone file is named with its line number, and said
+/// once: not once by the file reader and again by each lookup.
+#[test]
+fn a_zone_file_syntax_error_names_its_line_once() {
+    let site = example_site();
+    let zone = site.read("example.com.zone");
+    let broken = zone.replace(
+        "_mysql._tcp  IN SRV  20 10 3306 db-003",
+        "_mysql._tcp  IN SRV  20 10 notaport db-003",
+    );
+    assert_ne!(broken, zone);
+    let line = broken.lines().position(|l| l.contains("notaport")).unwrap() + 1;
+    site.write("bad.zone", &broken);
+    let out = site.run(&["render", "--zone", site.path("bad.zone").to_str().unwrap()]);
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{msg}");
+    assert!(msg.contains(&format!("bad.zone: line {line}: ")), "{msg}");
+    assert_eq!(msg.matches("invalid digit").count(), 1, "said once\n{msg}");
+    // The daemon, over several cycles of the same broken file: once too.
+    let port = free_port();
+    let text = site
+        .read("srvd.toml")
+        .replace("nohttpd = true", &format!("status_port = {port}"));
+    site.write("srvd.toml", &text);
+    let addr = format!("127.0.0.1:{port}");
+    let d = site.start();
+    site.write("example.com.zone", &broken);
+    assert!(
+        d.wait_log(&format!("line {line}: "), secs(10.0)),
+        "{}",
+        d.log()
+    );
+    let cycles = metric(&addr, "srvd_cycles_total").unwrap_or(0.0);
+    assert!(
+        wait_until(secs(15.0), || metric(&addr, "srvd_cycles_total")
+            .is_some_and(|n| n >= cycles + 3.0)),
+        "{}",
+        d.log()
+    );
+    let told: Vec<String> = d
+        .log()
+        .lines()
+        .filter(|l| l.contains("invalid digit") && !l.contains("DEBUG"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(told.len(), 1, "{told:#?}");
+}
+
 #[test]
 fn dry_run_in_the_config_touches_nothing() {
     let (_dns, site) = configured("dryrun = true");
@@ -214,7 +369,7 @@ fn example_site() -> Site {
     }
     let text = site
         .read("srvd.toml")
-        .replace("status_port = 8080", "nohttpd = true");
+        .replace("status_port = 9161", "nohttpd = true");
     site.write("srvd.toml", &text);
     site
 }
@@ -231,11 +386,11 @@ fn the_bundled_example_runs_without_a_dns_server() {
     );
     let cfg = site.read("out/haproxy.cfg");
     assert!(
-        cfg.contains("server db-001.example.com 127.0.0.11:3306 check\n"),
+        cfg.contains("server db-001.example.com:3306 127.0.0.11:3306 weight 256 check\n"),
         "{cfg}"
     );
     assert!(
-        cfg.contains("server db-003.example.com 127.0.0.13:3306 check backup\n"),
+        cfg.contains("server db-003.example.com:3306 127.0.0.13:3306 weight 256 check backup\n"),
         "{cfg}"
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("echo (stdout): reloading haproxy"));

@@ -491,6 +491,54 @@ fn a_missing_config_file_is_a_config_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the config"));
 }
 
+/// A new user's first run: srvd looked for a config that is not there, and
+/// says how to name the right one.
+#[test]
+fn a_missing_config_suggests_the_config_flag() {
+    let site = Site::new();
+    let out = site.run(&["check"]);
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{msg}");
+    assert!(
+        msg.contains("srvd.toml") && msg.contains("--config PATH"),
+        "{msg}"
+    );
+}
+
+/// Values of the wrong shape, told in the user's words rather than serde's
+/// ("expected u16") or toml's ("unexpected leading zero, expected nothing").
+#[test]
+fn values_of_the_wrong_shape_say_what_to_write() {
+    let site = site_with_template();
+    let head = "src = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\n";
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "mode = 0644",
+            &["line 4", "mode = \"0644\"", "cannot start with 0"],
+        ),
+        ("mode = 644", &["line 4", "mode = \"0644\""]),
+        (
+            "status_port = \"8080\"",
+            &["line 4", "a port number, 1–65535"],
+        ),
+        ("status_port = 99999", &["line 4", "a port number, 1–65535"]),
+        ("dns_attempts = -1", &["line 4", "a whole number"]),
+    ];
+    let mut tried = 0;
+    for (line, needles) in cases {
+        assert_refused(&site, line, &format!("{head}{line}\n"), needles);
+        let (_, msg) = check(&site, &format!("{head}{line}\n"));
+        assert!(
+            !msg.contains("expected u16")
+                && !msg.contains("expected u32")
+                && !msg.contains("expected nothing"),
+            "{line}: {msg}"
+        );
+        tried += 1;
+    }
+    assert_eq!(tried, cases.len());
+}
+
 #[test]
 fn the_daemon_refuses_a_bad_config_at_start_with_78() {
     let site = site_with_template();

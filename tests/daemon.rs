@@ -37,6 +37,57 @@ fn cooldown_defers_a_change_and_applies_it_when_it_ends() {
     assert!(site.read("haproxy.cfg").contains("db-003"));
 }
 
+/// A change held back by `cooldown` or `wait` is logged once, with the
+/// time it waits for, and /status shows it, not every cycle.
+#[test]
+fn a_deferred_change_is_logged_once_with_its_time_and_shown_in_status() {
+    let mut tried = 0;
+    for (extra, why) in [
+        ("cooldown = \"4s\"", "cooldown"),
+        ("wait = \"4s\"", "(wait)"),
+    ] {
+        let server = DnsServer::start();
+        two_backends(&server, 0);
+        let site = Site::new();
+        let addr = config_with_status(&site, &server, extra);
+        let d = site.start();
+        assert!(wait_until(secs(5.0), || site.reloads() == 1), "{}", d.log());
+        server.set_srv(D, 0, &[(10, 5, 3306, "db-003.example.com.")]);
+        assert!(
+            d.wait_log("a change waits until", secs(5.0)),
+            "{extra}\n{}",
+            d.log()
+        );
+        let line = d
+            .log()
+            .lines()
+            .find(|l| l.contains("a change waits until"))
+            .unwrap()
+            .to_owned();
+        assert!(
+            line.contains(why) && line.contains("Z ("),
+            "{extra}: {line}"
+        );
+        let s = status_json(&addr);
+        let t = &s["templates"][0];
+        assert!(t["pending"].as_str().unwrap_or("").contains(why), "{s}");
+        let until = t["pending_until"].as_str().unwrap_or("").to_owned();
+        assert!(
+            line.contains(&until),
+            "the log and /status agree: {line} {s}"
+        );
+        // Many polls later, still once.
+        assert_polls(&server, &d, 10, extra);
+        assert_eq!(d.count("a change waits until"), 1, "{extra}\n{}", d.log());
+        assert!(wait_until(secs(8.0), || site.reloads() == 2), "{}", d.log());
+        assert!(wait_until(secs(3.0), || status_json(&addr)["templates"][0]
+            ["pending"]
+            .is_null()));
+        tried += 1;
+    }
+    assert_eq!(tried, 2);
+}
+
 #[test]
 fn wait_turns_a_burst_into_one_reload() {
     let (server, site, _d) = running("wait = { min = \"700ms\", max = \"5s\" }");

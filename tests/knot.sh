@@ -1,17 +1,79 @@
 # shellcheck shell=bash
 # Knot DNS for srvd's shell suites and benchmarks (tests/e2e,
-# tests/notify-knot, benches): each writes its own knot.conf and zones; this
-# starts knotd on it and waits until it serves.
+# tests/notify-knot, benches): the common part of a knot.conf and of a zone,
+# signed updates, and starting knotd until it serves. Source tests/lib.sh
+# first (knot_start calls its `die`).
+
+# knot_conf DIR LISTEN KEY_ID:SECRET...: the first sections of a knot.conf
+# for a server whose files live in DIR (pid file, control socket, zone
+# database; zones in DIR/zones by the caller's template), listening on
+# LISTEN (Knot's ADDR@PORT, or a [ list ]), logging to stderr at
+# $KNOT_LOG_LEVEL (info). Declares each hmac-sha256 key and an ACL "update"
+# that lets loopback clients update with the first one. The caller appends
+# its remotes, modules, template and zones.
+knot_conf() {
+  local dir=$1 listen=$2 k
+  shift 2
+  cat <<CONF
+server:
+  rundir: "$dir"
+  pidfile: "$dir/knot.pid"
+  listen: $listen
+control:
+  listen: "$dir/knot.sock"
+database:
+  storage: "$dir/db"
+log:
+  - target: stderr
+    any: ${KNOT_LOG_LEVEL:-info}
+key:
+CONF
+  for k in "$@"; do
+    printf '  - id: %s\n    algorithm: hmac-sha256\n    secret: %s\n' "${k%%:*}" "${k#*:}"
+  done
+  cat <<CONF
+acl:
+  - id: update
+    address: 127.0.0.0/8
+    key: ${1%%:*}
+    action: update
+CONF
+}
+
+# zone_head ZONE TTL NS_ADDR: the first lines of ZONE's zone file: $ORIGIN,
+# $TTL, the SOA (its negative-caching TTL TTL too), and ns1 at NS_ADDR.
+zone_head() {
+  printf '$ORIGIN %s.\n$TTL %s\n@            IN SOA  ns1 hostmaster 1 3600 600 86400 %s\n' "$1" "$2" "$2"
+  printf '@            IN NS   ns1\nns1          IN A    %s\n' "$3"
+}
+
+# knot_update ADDR PORT KEY ZONE "update add ..." ...: one RFC 2136 update
+# signed with KEY (nsupdate's -y ALGORITHM:NAME:SECRET). check-names is off
+# so that hostile targets can be published, as a compromised or careless
+# DNS operator could.
+knot_update() {
+  local addr=$1 port=$2 key=$3 zone=$4 line
+  shift 4
+  {
+    echo "server $addr $port"
+    echo "zone $zone"
+    echo "check-names no"
+    for line in "$@"; do echo "$line"; done
+    echo "send"
+  } | nsupdate -y "$key" -t 5
+}
 
 # knot_start CONF ADDR PORT ZONE: runs knotd on CONF in the background, its
-# log in knot.log beside CONF, and sets KNOTD_PID. Returns once it answers
-# ZONE's SOA at ADDR port PORT; if knotd exits or does not answer within
-# 10 s, prints the end of its log and calls the caller's `die`.
+# log in knot.log beside CONF, sets KNOTD_PID and records it for
+# stop_started. Returns once it answers ZONE's SOA at ADDR port PORT; if
+# knotd exits or does not answer within 10 s, prints the end of its log and
+# calls `die`: a suite whose DNS server did not start fails.
 knot_start() {
   local conf=$1 addr=$2 port=$3 zone=$4 log
   log="$(dirname "$conf")/knot.log"
   knotd -c "$conf" >>"$log" 2>&1 &
   KNOTD_PID=$!
+  track_pid "$KNOTD_PID"
   for _ in $(seq 100); do
     kdig @"$addr" -p "$port" +short +time=1 +retry=0 SOA "$zone" 2>/dev/null | grep -q hostmaster &&
       return 0

@@ -24,6 +24,51 @@ fn a_failing_reload_rolls_back() {
     assert_eq!(site.read("haproxy.cfg"), good);
 }
 
+/// dest did not exist and the reload fails (`systemctl reload haproxy`
+/// while HAProxy is not running yet): there is nothing to roll back to, so
+/// the checked file stays for HAProxy to start with, the failure is in the
+/// log and /status, and the reload is retried after its back-off.
+#[test]
+fn a_first_version_stays_when_its_reload_fails_and_the_reload_is_retried() {
+    let server = DnsServer::start();
+    two_backends(&server, 0);
+    let site = Site::new();
+    let addr = config_with_status(&site, &server, "");
+    site.write("reload.fail", "");
+    let d = site.start();
+    assert!(
+        d.wait_log("no previous version to roll back to", secs(5.0)),
+        "{}",
+        d.log()
+    );
+    assert!(site.read("haproxy.cfg").contains("db-001"), "{}", d.log());
+    assert_eq!(site.checks(), 1, "checked before it was put in place");
+    assert_eq!(d.count("rolled back"), 0, "{}", d.log());
+    assert!(wait_until(secs(3.0), || {
+        let s = status_json(&addr);
+        s["templates"][0]["ok"] == false
+            && s["templates"][0]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("reload_cmd"))
+    }));
+    assert!(
+        site.exists(".srvd-reload-pending-haproxy.cfg"),
+        "a restart would reload"
+    );
+    // HAProxy comes up; the retry after the back-off (10 s) reloads it.
+    std::fs::remove_file(site.path("reload.fail")).unwrap();
+    assert!(
+        wait_until(secs(20.0), || site.reloads() == 1),
+        "{}",
+        d.log()
+    );
+    assert!(wait_until(secs(3.0), || status_json(&addr)["templates"][0]
+        ["ok"]
+        == true));
+    assert!(site.read("haproxy.cfg").contains("db-001"));
+    assert_eq!(site.checks(), 1, "the file was not rewritten");
+}
+
 /// With `disable_rollback_on_reload_failure`, dest keeps content the
 /// middleware has not loaded until a reload succeeds: the template is not
 /// healthy meanwhile, /status says so, a restart would reload, and the

@@ -10,7 +10,7 @@ pub mod settings;
 use std::fmt;
 use std::path::Path;
 
-pub use file::{FileConfig, Net, Wait};
+pub use file::{FileConfig, Net, Wait, WriteMode};
 pub use names::Domain;
 pub use settings::{
     DnsSettings, Flags, Perms, RecordSource, Servers, Settings, TemplateSettings, Timing,
@@ -45,9 +45,17 @@ impl std::error::Error for ConfigError {}
 
 /// Reads and validates the config at `path`.
 pub fn load(path: &Path) -> Result<Settings, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        path: path.display().to_string(),
-        problems: vec![format!("cannot read the config: {e}")],
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        // A new user's first run: say where srvd looked and how to point it elsewhere.
+        let hint = if e.kind() == std::io::ErrorKind::NotFound {
+            "; give the config's path with --config PATH (or -c PATH)"
+        } else {
+            ""
+        };
+        ConfigError {
+            path: path.display().to_string(),
+            problems: vec![format!("cannot read the config: {e}{hint}")],
+        }
     })?;
     parse(&text, path)
 }
@@ -81,9 +89,9 @@ fn toml_message(e: &toml::de::Error, input: &str) -> String {
     match e.span() {
         Some(span) => {
             let (line, col) = line_col(input, span.start);
-            let key_hint = input
-                .lines()
-                .nth(line - 1)
+            let text = input.lines().nth(line - 1).unwrap_or("");
+            let msg = in_user_words(msg, text);
+            let key_hint = Some(text)
                 .map(|l| l.trim())
                 .filter(|l| !l.is_empty())
                 .map(|l| format!(" (in `{}`)", truncate(l, 60)))
@@ -92,6 +100,37 @@ fn toml_message(e: &toml::de::Error, input: &str) -> String {
         }
         None => msg.to_owned(),
     }
+}
+
+/// toml's and serde's words for a value of the wrong shape ("unexpected
+/// leading zero", "expected u16") told as what to write instead, from the
+/// key on the offending `line`. TOML forbids leading zeros in integers
+/// (toml.io, v1.0.0, "Integer"), which is why a file mode is a string.
+fn in_user_words(msg: &str, line: &str) -> String {
+    let key = line.split('=').next().unwrap_or("").trim();
+    let integer_given = msg.contains("leading zero") || msg.contains("invalid type: integer");
+    let msg = if msg.contains("leading zero") {
+        "a TOML number cannot start with 0"
+    } else {
+        msg
+    };
+    if key == "mode" && integer_given {
+        return format!("{msg}: write the mode as a quoted octal string, e.g. mode = \"0644\"");
+    }
+    for (ty, words) in [
+        ("u16", "a whole number, 0–65535"),
+        ("u32", "a whole number, 0–4294967295"),
+    ] {
+        if let Some(found) = msg.strip_suffix(&format!(", expected {ty}")) {
+            let words = if key.ends_with("port") {
+                "a port number, 1–65535, without quotes"
+            } else {
+                words
+            };
+            return format!("{found}, expected {words}");
+        }
+    }
+    msg.to_owned()
 }
 
 /// "unknown field `reload_cmnd`, expected one of `src`, ..." becomes
@@ -151,6 +190,45 @@ fn truncate(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_of_the_wrong_shape_are_told_in_the_users_words() {
+        let cases = [
+            (
+                "mode = 0644",
+                "write the mode as a quoted octal string, e.g. mode = \"0644\"",
+            ),
+            ("mode = 644", "e.g. mode = \"0644\""),
+            (
+                "status_port = \"8080\"",
+                "expected a port number, 1–65535, without quotes",
+            ),
+            ("status_port = 70000", "expected a port number, 1–65535"),
+            ("edns0_size = 99999", "expected a whole number, 0–65535"),
+            ("dns_attempts = 09", "a TOML number cannot start with 0"),
+        ];
+        for (line, wanted) in cases {
+            let e = parse(line, Path::new("/x/srvd.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(wanted), "{line}: {e}");
+            assert!(
+                !e.contains("expected u16") && !e.contains("expected nothing"),
+                "{line}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_missing_config_points_to_the_flag() {
+        let e = load(Path::new("/nonexistent/srvd.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("No such file") && e.contains("--config PATH"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn a_typo_gets_a_suggestion() {

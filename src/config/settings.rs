@@ -6,10 +6,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::file::{FileConfig, Id, Net, TemplateTable, Wait};
+use super::file::{FileConfig, Id, Net, TemplateTable, Wait, WriteMode};
 use super::names::{Domain, parse_nameserver};
 use crate::command::CommandLine;
 use crate::dns_notify::{self, settings::DnsNotifySettings};
+use crate::haproxy::socket::CliAddress;
 
 /// Defaults, documented in the README and srvd.toml(5).
 pub mod defaults {
@@ -22,6 +23,7 @@ pub mod defaults {
     pub const EDNS0_SIZE: u16 = 1232;
     pub const STATUS_PORT: u16 = 8080;
     pub const RESOLV_CONF: &str = "/etc/resolv.conf";
+    pub const DRAIN: Duration = Duration::from_secs(10);
 }
 
 #[derive(Debug, Clone)]
@@ -97,7 +99,24 @@ pub struct TemplateSettings {
     pub allow_empty: bool,
     pub min_records: usize,
     pub resolve_targets: bool,
+    /// How dest is replaced; `Rename` unless the config says `in-place`.
+    pub write: WriteMode,
     pub timing: Timing,
+    pub haproxy: HaproxySettings,
+}
+
+/// How srvd talks to HAProxy itself, instead of (or before) `reload_cmd`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HaproxySettings {
+    /// The stats socket at `level admin` (`haproxy_socket`): server changes
+    /// go through the runtime API, with no reload.
+    pub socket: Option<CliAddress>,
+    /// The master CLI (`haproxy_master_socket`, `haproxy -W -S`): reloads go
+    /// through it, with a verdict, instead of `reload_cmd`.
+    pub master_socket: Option<CliAddress>,
+    /// How long a server leaving through the runtime API may finish its
+    /// sessions before they are shut down (`drain`; zero: at once).
+    pub drain: Duration,
 }
 
 /// Mode and ownership to give dest; None keeps the existing file's (or 0644
@@ -369,6 +388,31 @@ fn template(
         err("`timeout` must be greater than 0 (1ms at least)".into());
     }
 
+    let socket = |key: &str, text: Option<String>, err: &mut dyn FnMut(String)| {
+        text.and_then(|text| match CliAddress::parse(&text) {
+            Ok(CliAddress::Unix(path)) => Some(CliAddress::Unix(base.join(path))),
+            Ok(addr) => Some(addr),
+            Err(e) => {
+                err(format!("`{key}`: {e}"));
+                None
+            }
+        })
+    };
+    let haproxy = HaproxySettings {
+        socket: socket(
+            "haproxy_socket",
+            t.haproxy_socket.or_else(|| defaults.haproxy_socket.clone()),
+            &mut err,
+        ),
+        master_socket: socket(
+            "haproxy_master_socket",
+            t.haproxy_master_socket
+                .or_else(|| defaults.haproxy_master_socket.clone()),
+            &mut err,
+        ),
+        drain: t.drain.or(defaults.drain).unwrap_or(defaults::DRAIN),
+    };
+
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -387,6 +431,7 @@ fn template(
             .resolve_targets
             .or(defaults.resolve_targets)
             .unwrap_or(false),
+        write: t.write.or(defaults.write).unwrap_or(WriteMode::Rename),
         timing: Timing {
             interval,
             timeout,
@@ -396,6 +441,7 @@ fn template(
                 .unwrap_or(defaults::COOLDOWN),
             wait: t.wait.or(defaults.wait),
         },
+        haproxy,
     })
 }
 

@@ -32,6 +32,8 @@ pub struct Options {
     pub config: PathBuf,
     pub flags: Flags,
     pub no_status: bool,
+    /// `--status-listen`: where the status endpoint listens, over the config.
+    pub status_listen: Option<SocketAddr>,
 }
 
 /// Runs srvd until stopped, or one cycle with `--oneshot`. Returns the exit code.
@@ -47,7 +49,10 @@ pub fn run(opts: Options) -> Result<u8> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut engine = Engine::new(loaded, &opts.config, stop_rx)?;
         let all: Vec<usize> = (0..engine.settings().templates.len()).collect();
-        if engine.settings().flags.oneshot {
+        // A dry run writes nothing, so a daemon of dry runs would only print
+        // the same diff again and again: like --oneshot, one cycle and exit.
+        let flags = engine.settings().flags;
+        if flags.oneshot || flags.dry_run {
             let report = engine
                 .cycle(&all, std::time::Instant::now(), true, &HashMap::new())
                 .await;
@@ -57,7 +62,10 @@ pub fn run(opts: Options) -> Result<u8> {
         }
         let sd_notify = SdNotify::from_env(engine.settings().sd_notify);
         let (snapshots, snapshot_rx) = watch::channel(Arc::new(engine.snapshot()));
-        start_status(&engine, listen, opts.no_status, snapshot_rx).await;
+        let status_addr = opts.status_listen.or(engine.settings().status);
+        let status = start_status(status_addr, listen, opts.no_status)
+            .await
+            .map(|l| (l, snapshot_rx));
         let dns_notify = match engine.settings().dns_notify.clone() {
             Some(settings) => Some(DnsNotifyListener::start(settings).await?),
             None => None,
@@ -65,8 +73,13 @@ pub fn run(opts: Options) -> Result<u8> {
         let n = engine.settings().templates.len();
         let ready = sd_notify.clone();
         engine.on_ready(Box::new(move |line| {
-            log::info!("ready: {line}");
-            ready.ready(line);
+            // "ready" only when systemd heard it: a log that says ready while
+            // the unit still waits for READY=1 sends the operator elsewhere.
+            if ready.ready(line) {
+                log::info!("ready: {line}");
+            } else {
+                log::info!("settled, systemd not told: {line}");
+            }
         }));
         let mut daemon = Daemon {
             due: first_due(engine.settings()),
@@ -81,6 +94,7 @@ pub fn run(opts: Options) -> Result<u8> {
             last_status: String::new(),
             signals: Signals::new()?,
             watchdog: None,
+            status,
         };
         daemon.watchdog = daemon.sd_notify.watchdog_every().map(|every| {
             let mut i = tokio::time::interval(every);
@@ -92,22 +106,23 @@ pub fn run(opts: Options) -> Result<u8> {
     })
 }
 
-/// Serves the status endpoint on the socket systemd passed, else on
-/// `status_addr:status_port`, unless it is turned off (`nohttpd`,
-/// `--no-status`), which wins over a passed socket too.
+/// Serves the status endpoint on the socket systemd passed, else on `addr`
+/// (`--status-listen`, else `status_addr:status_port`), unless it is turned
+/// off (`nohttpd`, `--no-status`), which wins over a passed socket too.
+/// Returns the listener, bound now so that a bad address shows at start;
+/// the daemon serves it once its first cycle is done.
 async fn start_status(
-    engine: &Engine,
+    addr: Option<SocketAddr>,
     listen: Vec<std::os::fd::OwnedFd>,
     no_status: bool,
-    snapshots: watch::Receiver<Arc<Snapshot>>,
-) {
-    let Some(addr) = engine.settings().status.filter(|_| !no_status) else {
+) -> Option<tokio::net::TcpListener> {
+    let Some(addr) = addr.filter(|_| !no_status) else {
         if !listen.is_empty() {
             log::warn!(
                 "the status endpoint is off (nohttpd / --no-status): not serving the socket systemd passed"
             );
         }
-        return;
+        return None;
     };
     let listener = if let Some(fd) = listen.into_iter().next() {
         let std_listener = std::net::TcpListener::from(fd);
@@ -116,18 +131,41 @@ async fn start_status(
             .and_then(|()| tokio::net::TcpListener::from_std(std_listener))
             .map_err(|e| format!("the socket passed by systemd: {e}"))
     } else {
-        tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("binding the status endpoint on {addr}: {e}"))
+        tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            format!(
+                "binding the status endpoint on {addr}: {e}{}",
+                bind_hint(addr, &e)
+            )
+        })
     };
     match listener {
         Ok(l) => {
             if let Ok(addr) = l.local_addr() {
                 log::info!("status endpoint on http://{addr}/status and /metrics");
             }
-            tokio::spawn(http::serve(l, snapshots));
+            Some(l)
         }
-        Err(e) => log::error!("{e}; running without a status endpoint"),
+        Err(e) => {
+            log::error!("{e}; running without a status endpoint");
+            None
+        }
+    }
+}
+
+/// What to do about a failed bind of the status endpoint on `addr`: the two
+/// causes a new user meets, another program on the port (EADDRINUSE) and a
+/// port below 1024 without CAP_NET_BIND_SERVICE (EACCES, ip(7)).
+fn bind_hint(addr: SocketAddr, e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => format!(
+            " (port {} in use by another program? set status_port, or --status-listen ADDR:PORT)",
+            addr.port()
+        ),
+        std::io::ErrorKind::PermissionDenied if addr.port() < 1024 => format!(
+            " (permission denied below 1024: choose a status_port above 1023, or grant CAP_NET_BIND_SERVICE; port {})",
+            addr.port()
+        ),
+        _ => String::new(),
     }
 }
 
@@ -188,6 +226,10 @@ struct Daemon {
     last_status: String,
     signals: Signals,
     watchdog: Option<Interval>,
+    /// The status endpoint, until the first cycle is done: a request that
+    /// came first (the one that socket-activated srvd) waits in the listen
+    /// backlog rather than being told `Ok: false` before anything was tried.
+    status: Option<(tokio::net::TcpListener, watch::Receiver<Arc<Snapshot>>)>,
 }
 
 /// What a signal asked for while a cycle ran.
@@ -330,6 +372,9 @@ impl Daemon {
             );
         }
         self.publish();
+        if let Some((listener, snapshots)) = self.status.take() {
+            tokio::spawn(http::serve(listener, snapshots));
+        }
         asked
     }
 
@@ -386,7 +431,9 @@ impl Daemon {
             let result = engine::load(&self.opts.config, self.opts.flags)
                 .map_err(anyhow::Error::from)
                 .and_then(|loaded| {
-                    if loaded.settings.status != self.engine.settings().status {
+                    if self.opts.status_listen.is_none()
+                        && loaded.settings.status != self.engine.settings().status
+                    {
                         log::warn!(
                             "status_addr/status_port/nohttpd changes take effect at the next restart"
                         );
@@ -444,7 +491,14 @@ fn cycle_budget(settings: &Settings, templates: usize) -> Duration {
     let commands: Duration = settings
         .templates
         .iter()
-        .map(|t| (t.timing.timeout + command::GRACE) * 2)
+        // A check and a reload; a runtime API change with its drain.
+        .map(|t| {
+            let runtime = match t.haproxy.socket {
+                Some(_) => t.timing.timeout + t.haproxy.drain,
+                None => Duration::ZERO,
+            };
+            (t.timing.timeout + command::GRACE) * 2 + runtime
+        })
         .max()
         .unwrap_or_default()
         * templates as u32;
@@ -475,6 +529,33 @@ mod tests {
             splay.as_millis()
         );
         crate::config::parse(&text, std::path::Path::new("/x/srvd.toml")).unwrap()
+    }
+
+    #[test]
+    fn a_failed_bind_says_what_to_change() {
+        use std::io::{Error, ErrorKind};
+        let at = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        let taken = bind_hint(at(8080), &Error::from(ErrorKind::AddrInUse));
+        assert!(
+            taken.contains("port 8080 in use by another program")
+                && taken.contains("status_port")
+                && taken.contains("--status-listen"),
+            "{taken}"
+        );
+        let low = bind_hint(at(80), &Error::from(ErrorKind::PermissionDenied));
+        assert!(
+            low.contains("permission denied below 1024") && low.contains("CAP_NET_BIND_SERVICE"),
+            "{low}"
+        );
+        assert_eq!(
+            bind_hint(at(8080), &Error::from(ErrorKind::PermissionDenied)),
+            "",
+            "no guess when the cause is something else"
+        );
+        assert_eq!(
+            bind_hint(at(8080), &Error::from(ErrorKind::AddrNotAvailable)),
+            ""
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -55,6 +55,9 @@ pub enum Rollback {
     Failed(anyhow::Error),
     /// Kept on purpose (`disable_rollback_on_reload_failure`).
     Kept,
+    /// Kept: dest did not exist before, so there was nothing to roll back
+    /// to, and the middleware needs the checked file to start.
+    FirstVersion,
 }
 
 impl Error {
@@ -100,11 +103,18 @@ impl fmt::Display for Error {
                 rollback,
                 backoff,
             } => {
-                write!(f, "reload_cmd {failure}; {} ", dest.display())?;
+                write!(f, "{} {failure}; {} ", reload_word(failure), dest.display())?;
                 match rollback {
                     Rollback::Done => f.write_str("rolled back to the previous content")?,
                     Rollback::Failed(e) => write!(f, "rollback FAILED: {e:#}")?,
                     Rollback::Kept => f.write_str("kept (disable_rollback_on_reload_failure)")?,
+                    Rollback::FirstVersion => {
+                        return write!(
+                            f,
+                            "kept (checked, and there was no previous version to roll back to); reload retried in {}",
+                            display(*backoff)
+                        );
+                    }
                 }
                 write!(
                     f,
@@ -113,13 +123,27 @@ impl fmt::Display for Error {
                 )
             }
             Error::OwedReload { failure, backoff } => {
-                write!(f, "reload_cmd {failure}; next try in {}", display(*backoff))
+                write!(
+                    f,
+                    "{} {failure}; next try in {}",
+                    reload_word(failure),
+                    display(*backoff)
+                )
             }
         }
     }
 }
 
 impl std::error::Error for Error {}
+
+/// How the log names the reload that failed: the command, or HAProxy's
+/// master CLI (whose failure text says so itself).
+fn reload_word(failure: &Failure) -> &'static str {
+    match failure {
+        Failure::Refused(_) => "reload",
+        _ => "reload_cmd",
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -52,8 +52,8 @@ pub async fn install(
     if marker {
         apply::mark_reload_owed(&work.dest);
     }
-    match apply::replace(staged) {
-        Ok(Method::Rename) => {}
+    match apply::replace(staged, t.write) {
+        Ok(Method::Rename | Method::InPlaceAsked) => {}
         Ok(Method::InPlace) => tlog!(
             Warn,
             t,
@@ -101,6 +101,7 @@ pub fn after_replace(
             plan::applied(&mut run.plan, now);
             run.reload = Reload::Settled;
             run.changes += 1;
+            run.confirmed = Some(SystemTime::now());
             run.set_ok(t);
             report.changed.push(i);
             return;
@@ -115,7 +116,7 @@ pub fn after_replace(
     run.reload_failures += 1;
     let backoff = plan::failed(&mut run.plan, r.hash, now);
     let rollback = if step == Next::RollBack {
-        match apply::restore(&dest, r.previous.as_ref()) {
+        match apply::restore(&dest, r.previous.as_ref(), t.write) {
             Ok(()) => {
                 apply::clear_reload_owed(&dest);
                 run.dest = if r.previous.is_some() {
@@ -133,7 +134,11 @@ pub fn after_replace(
             retry_at: now + backoff,
             backoff,
         };
-        Rollback::Kept
+        if r.previous.is_some() {
+            Rollback::Kept
+        } else {
+            Rollback::FirstVersion
+        }
     };
     run.set_failing(
         t,
@@ -162,6 +167,7 @@ pub fn after_owed(
         (Next::Done, _) => {
             apply::clear_reload_owed(&apply::real_dest(&t.dest));
             run.reload = Reload::Settled;
+            run.confirmed = Some(SystemTime::now());
             tlog!(Info, t, None, "{}: owed reload done", t.name);
             run.set_ok(t);
         }

@@ -11,6 +11,7 @@
 //! this module uses all.
 
 mod error;
+mod haproxy;
 mod inputs;
 mod install;
 mod reload;
@@ -38,6 +39,7 @@ use crate::source::SrvResult;
 use crate::stamp::Stamp;
 use crate::status::{Counters, Snapshot};
 use inputs::{Inputs, content, targets_of};
+use reload::Reloader;
 use state::{Change, Dest, Reload, Replaced, TemplateRun, Work};
 
 /// A config that loaded: settings plus compiled templates.
@@ -249,6 +251,7 @@ impl Engine {
             self.runs[r.index].set_ok(&self.settings.templates[r.index]);
         }
         self.announce_ready();
+        self.reconcile(&up_to_date, now).await;
         self.reload(replaced, &up_to_date, now, &mut report).await;
         self.announce_ready();
         for &i in due {
@@ -318,7 +321,7 @@ impl Engine {
         };
         let up_to_date = up_to_date || (self.settings.flags.dry_run && run.shown == Some(hash));
         let decision = plan::decide(&mut run.plan, hash, up_to_date, now, &t.timing, immediate);
-        run.change = Change::Idle;
+        let before = std::mem::take(&mut run.change);
         match decision {
             Decision::UpToDate => {
                 if run.targets.is_none() {
@@ -326,12 +329,14 @@ impl Engine {
                 }
                 // Healthy once no reload is owed for what dest holds.
                 if run.reload == Reload::Settled {
+                    run.confirmed = Some(SystemTime::now());
                     run.set_ok(t);
                 }
                 Ok(Prepared::UpToDate)
             }
             Decision::Defer { why, until } => {
                 run.change = Change::Waiting { why, until };
+                report::log_waiting(t, before, run.change);
                 // A change blocked by its back-off is still a failure; one
                 // waiting for quiescence or cooldown is healthy.
                 if why != plan::Why::Backoff {
@@ -359,9 +364,11 @@ impl Engine {
         }
     }
 
-    /// Runs each distinct reload command once, in config order, for the
-    /// templates just replaced and those owing a reload (see `reload`); rolls
-    /// back what a failed reload covered.
+    /// Runs each distinct reload once, in config order, for the templates
+    /// just replaced and those owing a reload (see `reload`); rolls back what
+    /// a failed reload covered. A template with `haproxy_socket` whose change
+    /// is only in servers goes through HAProxy's runtime API instead, and
+    /// leaves its group; a group left with nothing to reload runs nothing.
     async fn reload(
         &mut self,
         replaced: Vec<Replaced>,
@@ -369,8 +376,10 @@ impl Engine {
         now: Instant,
         report: &mut Report,
     ) {
+        let replaced = self.apply_runtime(replaced, now, report).await;
         // Templates whose dest holds the current render but whose reload is
-        // still owed (it failed without rollback, or a crash interrupted it).
+        // still owed (it failed without rollback, a crash interrupted it, or
+        // HAProxy runs other servers than dest's).
         let mut owed: Vec<usize> = up_to_date
             .iter()
             .copied()
@@ -380,18 +389,36 @@ impl Engine {
         let settings = &self.settings;
         let groups = reload::groups(replaced, &owed, |i| {
             let t = &settings.templates[i];
-            match (&t.reload_cmd, settings.flags.no_reload) {
-                (Some(cmd), false) => Some(cmd.expand(&t.dest, &t.dest)),
-                _ => None,
+            if settings.flags.no_reload {
+                return None;
+            }
+            match (&t.haproxy.master_socket, &t.reload_cmd) {
+                (Some(master), _) => Some(Reloader::Master(master.clone())),
+                (None, Some(cmd)) => Some(Reloader::Command(cmd.expand(&t.dest, &t.dest))),
+                (None, None) => None,
             }
         });
         for group in groups {
-            let outcome = match &group.argv {
+            let outcome = match &group.reloader {
                 None => Ok(()),
-                Some(argv) => {
+                Some(reloader) => {
                     let t = self.settings.templates[group.first()].clone();
-                    let cmd = t.reload_cmd.clone().expect("argv comes from reload_cmd");
-                    let result = install::run_command(&t, &cmd, argv, &mut self.stop).await;
+                    let result = match reloader {
+                        Reloader::Command(argv) => {
+                            let cmd = t.reload_cmd.clone().expect("argv comes from reload_cmd");
+                            install::run_command(&t, &cmd, argv, &mut self.stop).await
+                        }
+                        Reloader::Master(addr) => {
+                            tlog!(
+                                Debug,
+                                &t,
+                                None,
+                                "{}: reloading over the master CLI {addr}",
+                                t.name
+                            );
+                            haproxy::reload_master(addr, t.timing.timeout, &mut self.stop).await
+                        }
+                    };
                     match &result {
                         Ok(()) => self.counters.reloads_ok += 1,
                         Err(_) => self.counters.reloads_failed += 1,
@@ -403,7 +430,7 @@ impl Engine {
             let outcome = outcome.map_err(Arc::new);
             let rollback = self.settings.rollback_on_reload_failure;
             for r in group.replaced {
-                let step = reload::after_replace(&outcome, rollback);
+                let step = reload::after_replace(&outcome, rollback, r.previous.is_some());
                 let (t, run) = (&self.settings.templates[r.index], &mut self.runs[r.index]);
                 install::after_replace(t, run, r, step, &outcome, now, report);
             }
@@ -422,6 +449,9 @@ impl Engine {
         if let Some(t) = self.last_change {
             s.set_last_change(t);
         }
+        if let Some(t) = report::last_confirmed(&self.runs) {
+            s.last_update = clock::rfc3339(t);
+        }
         s.ready = self.ready;
         s.config_error = self.config_error.clone();
         s.counters = self.counters.clone();
@@ -433,6 +463,12 @@ impl Engine {
             .map(|(t, r)| report::template_status(t, r))
             .collect();
         s.ok = !s.templates.is_empty() && s.templates.iter().all(|t| t.ok);
+        s.last_change_no_reload = self
+            .runs
+            .iter()
+            .filter(|r| r.last_change.is_some())
+            .max_by_key(|r| r.last_change)
+            .is_some_and(|r| r.no_reload_change);
         s
     }
 }

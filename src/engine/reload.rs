@@ -7,12 +7,23 @@ use std::ffi::OsString;
 
 use super::state::Replaced;
 use crate::command::Failure;
+use crate::haproxy::socket::CliAddress;
 
-/// Templates that share one reload command: the same words after expansion.
-/// `argv` None: no reload (none configured, or `--no-reload`).
+/// How a group reloads its middleware.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reloader {
+    /// `reload_cmd`, its words after expansion.
+    Command(Vec<OsString>),
+    /// HAProxy's master CLI (`haproxy_master_socket`).
+    Master(CliAddress),
+}
+
+/// Templates that share one way to reload: the same command words after
+/// expansion, or the same master CLI. `reloader` None: no reload (none
+/// configured, or `--no-reload`).
 #[derive(Debug)]
 pub struct Group {
-    pub argv: Option<Vec<OsString>>,
+    pub reloader: Option<Reloader>,
     /// Templates whose dest was just replaced.
     pub replaced: Vec<Replaced>,
     /// Templates whose dest already holds the render but owe a reload.
@@ -31,12 +42,12 @@ impl Group {
     }
 }
 
-/// Groups the templates just replaced and those owing a reload by their
-/// command (`argv_of` a config index), groups in config order of first use.
+/// Groups the templates just replaced and those owing a reload by how they
+/// reload (`reloader_of` a config index), groups in config order of first use.
 pub fn groups(
     replaced: Vec<Replaced>,
     owed: &[usize],
-    argv_of: impl Fn(usize) -> Option<Vec<OsString>>,
+    reloader_of: impl Fn(usize) -> Option<Reloader>,
 ) -> Vec<Group> {
     let mut members: Vec<(usize, Option<Replaced>)> = replaced
         .into_iter()
@@ -46,12 +57,12 @@ pub fn groups(
     members.sort_by_key(|(i, _)| *i);
     let mut groups: Vec<Group> = Vec::new();
     for (i, r) in members {
-        let argv = argv_of(i);
-        let slot = match groups.iter().position(|g| g.argv == argv) {
+        let reloader = reloader_of(i);
+        let slot = match groups.iter().position(|g| g.reloader == reloader) {
             Some(p) => p,
             None => {
                 groups.push(Group {
-                    argv,
+                    reloader,
                     replaced: Vec::new(),
                     owed: Vec::new(),
                 });
@@ -84,14 +95,19 @@ pub enum Next {
 }
 
 /// The next step for a template just replaced, after `outcome`.
+/// `had_previous`: dest existed before. A first version has nothing to roll
+/// back to, and removing a checked file helps no one: the middleware that
+/// could not be reloaded (often not running yet) needs it to start. It is
+/// kept and its reload owed.
 pub fn after_replace<F: std::borrow::Borrow<Failure>>(
     outcome: &Result<(), F>,
     rollback: bool,
+    had_previous: bool,
 ) -> Next {
     match outcome.as_ref().map_err(|f| f.borrow()) {
         Ok(()) => Next::Done,
         Err(Failure::Stopped) => Next::Interrupted,
-        Err(_) if rollback => Next::RollBack,
+        Err(_) if rollback && had_previous => Next::RollBack,
         Err(_) => Next::KeepAndOwe,
     }
 }
@@ -118,19 +134,21 @@ mod tests {
         }
     }
 
-    fn argv(words: &[&str]) -> Option<Vec<OsString>> {
-        Some(words.iter().map(OsString::from).collect())
+    fn argv(words: &[&str]) -> Option<Reloader> {
+        Some(Reloader::Command(
+            words.iter().map(OsString::from).collect(),
+        ))
     }
 
     /// Per group: the command, the replaced templates, the owing ones.
-    type Summary = (Option<Vec<OsString>>, Vec<usize>, Vec<usize>);
+    type Summary = (Option<Reloader>, Vec<usize>, Vec<usize>);
 
     fn summary(groups: &[Group]) -> Vec<Summary> {
         groups
             .iter()
             .map(|g| {
                 (
-                    g.argv.clone(),
+                    g.reloader.clone(),
                     g.replaced.iter().map(|r| r.index).collect(),
                     g.owed.clone(),
                 )
@@ -167,6 +185,29 @@ mod tests {
     }
 
     #[test]
+    fn one_master_cli_reloads_once_for_every_template_behind_it() {
+        let master = |p: &str| Some(Reloader::Master(CliAddress::Unix(p.into())));
+        let of = |i: usize| match i {
+            0 | 2 => master("/run/haproxy/master.sock"),
+            1 => argv(&["systemctl", "reload", "haproxy"]),
+            _ => master("/run/other/master.sock"),
+        };
+        let g = groups(
+            vec![replaced(0), replaced(1), replaced(2), replaced(3)],
+            &[],
+            of,
+        );
+        assert_eq!(
+            summary(&g),
+            [
+                (master("/run/haproxy/master.sock"), vec![0, 2], vec![]),
+                (argv(&["systemctl", "reload", "haproxy"]), vec![1], vec![]),
+                (master("/run/other/master.sock"), vec![3], vec![]),
+            ]
+        );
+    }
+
+    #[test]
     fn nothing_replaced_and_nothing_owed_runs_nothing() {
         assert!(groups(Vec::new(), &[], |_| argv(&["x"])).is_empty());
     }
@@ -174,13 +215,31 @@ mod tests {
     #[test]
     fn a_failed_reload_rolls_back_unless_told_to_keep() {
         let failed: Result<(), Failure> = Err(Failure::Timeout(std::time::Duration::from_secs(1)));
-        assert_eq!(after_replace(&failed, true), Next::RollBack);
-        assert_eq!(after_replace(&failed, false), Next::KeepAndOwe);
-        assert_eq!(after_replace(&Ok::<(), Failure>(()), true), Next::Done);
+        assert_eq!(after_replace(&failed, true, true), Next::RollBack);
+        assert_eq!(after_replace(&failed, false, true), Next::KeepAndOwe);
         assert_eq!(
-            after_replace(&Err::<(), _>(Failure::Stopped), true),
+            after_replace(&Ok::<(), Failure>(()), true, true),
+            Next::Done
+        );
+        assert_eq!(
+            after_replace(&Err::<(), _>(Failure::Stopped), true, true),
             Next::Interrupted,
             "stopping is not a failure of the content"
+        );
+    }
+
+    #[test]
+    fn a_first_version_is_kept_and_its_reload_owed_when_the_reload_fails() {
+        let failed: Result<(), Failure> = Err(Failure::Timeout(std::time::Duration::from_secs(1)));
+        assert_eq!(after_replace(&failed, true, false), Next::KeepAndOwe);
+        assert_eq!(after_replace(&failed, false, false), Next::KeepAndOwe);
+        assert_eq!(
+            after_replace(&Ok::<(), Failure>(()), true, false),
+            Next::Done
+        );
+        assert_eq!(
+            after_replace(&Err::<(), _>(Failure::Stopped), true, false),
+            Next::Interrupted
         );
     }
 

@@ -142,9 +142,17 @@ pub struct TemplateRun {
     pub targets: Option<BTreeSet<String>>,
     pub last_change: Option<SystemTime>,
     pub last_success: Option<SystemTime>,
+    /// The last time dest was known to hold the current render with its
+    /// reload done: found so at a cycle, or written and reloaded.
+    pub confirmed: Option<SystemTime>,
     pub changes: u64,
     pub check_failures: u64,
     pub reload_failures: u64,
+    /// The last change went through HAProxy's runtime API, with no reload.
+    pub no_reload_change: bool,
+    /// When srvd last asked HAProxy's stats socket who its worker is, and
+    /// the answer (`haproxy_socket`): a new worker means a restart.
+    pub haproxy_checked: Option<(Instant, crate::haproxy::runtime::Worker)>,
 }
 
 impl TemplateRun {

@@ -1,7 +1,9 @@
-# The end-to-end stack, shared by run.sh and bench-propagation.sh. Source it,
-# then call stack_init and the start_* functions. Everything runs on loopback
-# addresses, out of one temporary directory, and stack_cleanup (installed as
-# the EXIT trap by stack_init) stops exactly the processes started here.
+# shellcheck shell=bash
+# The end-to-end stack, shared by run.sh and benches/client-propagation.sh.
+# Source tests/lib.sh, then this, then call stack_init and the start_*
+# functions. Everything runs on loopback addresses, out of one temporary
+# directory, and stack_cleanup (installed as the EXIT trap by stack_init)
+# stops exactly the processes started here.
 #
 #   Knot DNS     authoritative for example.com on $DNS_ADDR:$DNS_PORT, updated
 #                with nsupdate (RFC 2136, signed with a TSIG key)
@@ -30,7 +32,7 @@ FRONTEND_PORT=3306
 SRV_NAME=_mysql._tcp.example.com
 BACKEND_PORT=3306
 # The key nsupdate signs its updates with; Knot accepts updates only with it.
-TSIG="hmac-sha256:srvd-e2e-update:c3J2ZC1lMmUtdXBkYXRlLWtleS0wMTIzNDU2Nzg5YWI="
+TSIG_KEY="srvd-e2e-update:c3J2ZC1lMmUtdXBkYXRlLWtleS0wMTIzNDU2Nzg5YWI="
 
 # Settings of the run, set by the caller before start_dns / write_srvd_config.
 TTL=${TTL:-1}
@@ -41,26 +43,14 @@ KNOT_PID=
 HAPROXY_PID=
 SRVD_PID=
 CLIENT_PID=
-BACKEND_PIDS=()
-
-now() { date +%s.%N; }
-
-die() {
-  echo "error: $*" >&2
-  exit 1
-}
 
 # Refuses to start when something already listens where the stack must.
 stack_init() {
-  local p
-  for p in knotd kdig nsupdate haproxy python3 curl ss; do
-    command -v "$p" >/dev/null || die "$p is not installed"
-  done
-  SRVD=$(srvd_bin) || die "cannot build srvd"
-  [ -x "$SRVD" ] || die "srvd binary $SRVD not found"
+  need knotd kdig nsupdate haproxy python3 curl ss
+  SRVD=$(srvd_bin) || die "no srvd to test"
   local busy
-  busy=$(ss -Hlntu 2>/dev/null | awk '{print $5}' | grep -E \
-    "^(\*|0\.0\.0\.0|\[::\]|$DNS_ADDR):$DNS_PORT\$|^(\*|0\.0\.0\.0|\[::\]|$FRONTEND_ADDR):$FRONTEND_PORT\$|^(\*|0\.0\.0\.0|\[::\]|127\.0\.0\.1):$STATUS_PORT\$|^127\.0\.0\.1[123]:$BACKEND_PORT\$" || true)
+  busy=$(busy_ports "$DNS_ADDR:$DNS_PORT" "$FRONTEND_ADDR:$FRONTEND_PORT" "127.0.0.1:$STATUS_PORT" \
+    "127.0.0.11:$BACKEND_PORT" "127.0.0.12:$BACKEND_PORT" "127.0.0.13:$BACKEND_PORT")
   [ -z "$busy" ] || die "these addresses are already in use: $(echo $busy)"
   T=$(mktemp -d "${TMPDIR:-/tmp}/srvd-e2e.XXXXXX")
   mkdir -p "$T/knot/zones" "$T/knot/db" "$T/haproxy"
@@ -68,37 +58,12 @@ stack_init() {
   trap 'exit 130' INT TERM
 }
 
-# Stops one process we started: SIGTERM, then SIGKILL after 5 s.
-stop_pid() {
-  local pid=$1 i
-  [ -n "$pid" ] || return 0
-  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
-  kill -TERM "$pid" 2>/dev/null
-  for i in $(seq 50); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
-  return 0
-}
-
 stack_cleanup() {
   local status=$?
   trap - EXIT
-  stop_pid "$CLIENT_PID"
-  stop_pid "$SRVD_PID"
-  stop_pid "$HAPROXY_PID"
-  local pid
-  for pid in "${BACKEND_PIDS[@]}"; do stop_pid "$pid"; done
-  stop_pid "$KNOT_PID"
-  if [ -n "$T" ] && [ -d "$T" ]; then
-    if [ "$status" -ne 0 ] || [ -n "${SRVD_E2E_KEEP:-}" ]; then
-      [ -n "${STACK_QUIET:-}" ] || echo "== logs kept in $T" >&2
-    else
-      rm -rf "$T"
-    fi
-  fi
+  stop_started
+  # run.sh says itself where the logs are, before its summary line.
+  [ -n "${STACK_QUIET:-}" ] || keep_or_remove "$status" "$T" "${SRVD_E2E_KEEP:-}"
   exit "$status"
 }
 
@@ -106,40 +71,18 @@ stack_cleanup() {
 
 # The zone as it starts: db-001 alone in the SRV set, A records for all three.
 write_zone() {
-  cat >"$T/knot/zones/example.com.zone" <<EOF
-\$ORIGIN example.com.
-\$TTL $TTL
-@            IN SOA  ns1 hostmaster 1 3600 600 86400 $TTL
-@            IN NS   ns1
-ns1          IN A    $DNS_ADDR
+  {
+    zone_head example.com "$TTL" "$DNS_ADDR"
+    cat <<EOF
 _mysql._tcp  IN SRV  10 10 $BACKEND_PORT db-001
 db-001       IN A    127.0.0.11
 db-002       IN A    127.0.0.12
 db-003       IN A    127.0.0.13
 EOF
-  local secret=${TSIG##*:} key=${TSIG#*:}
-  key=${key%%:*}
-  cat >"$T/knot/knot.conf" <<EOF
-server:
-  rundir: "$T/knot"
-  pidfile: "$T/knot/knot.pid"
-  listen: $DNS_ADDR@$DNS_PORT
-control:
-  listen: "$T/knot/knot.sock"
-database:
-  storage: "$T/knot/db"
-log:
-  - target: stderr
-    any: info
-key:
-  - id: $key
-    algorithm: hmac-sha256
-    secret: $secret
-acl:
-  - id: update
-    address: 127.0.0.0/8
-    key: $key
-    action: update
+  } >"$T/knot/zones/example.com.zone"
+  {
+    knot_conf "$T/knot" "$DNS_ADDR@$DNS_PORT" "$TSIG_KEY"
+    cat <<EOF
 template:
   - id: default
     storage: "$T/knot/zones"
@@ -148,6 +91,7 @@ zone:
   - domain: example.com
     acl: update
 EOF
+  } >"$T/knot/knot.conf"
 }
 
 dns_answers() {
@@ -165,19 +109,8 @@ stop_dns() {
   KNOT_PID=
 }
 
-# dns_update "update add ..." ...: one signed RFC 2136 update. check-names is
-# off so that hostile targets can be published, as a compromised or careless
-# DNS operator could.
-dns_update() {
-  local line
-  {
-    echo "server $DNS_ADDR $DNS_PORT"
-    echo "zone example.com"
-    echo "check-names no"
-    for line in "$@"; do echo "$line"; done
-    echo "send"
-  } | nsupdate -y "$TSIG" -t 5
-}
+# dns_update "update add ..." ...: one signed update of example.com.
+dns_update() { knot_update "$DNS_ADDR" "$DNS_PORT" "hmac-sha256:$TSIG_KEY" example.com "$@"; }
 
 # --- backends, HAProxy, client ------------------------------------------------
 
@@ -185,7 +118,7 @@ start_backends() {
   local n
   for n in 1 2 3; do
     python3 "$HELPER" backend "db-00$n" "127.0.0.1$n" "$BACKEND_PORT" >>"$T/backends.log" 2>&1 &
-    BACKEND_PIDS+=($!)
+    track_pid $!
   done
   for n in 1 2 3; do
     wait_for 10 backend_answers "127.0.0.1$n" "db-00$n" || die "backend db-00$n did not start"
@@ -202,6 +135,7 @@ start_haproxy() {
   haproxy -W -S "$T/haproxy/master.sock" -f "$T/haproxy/haproxy.cfg" -p "$T/haproxy/haproxy.pid" \
     >>"$T/haproxy/haproxy.log" 2>&1 &
   HAPROXY_PID=$!
+  track_pid "$HAPROXY_PID"
   wait_for 10 frontend_up || { tail -n 20 "$T/haproxy/haproxy.log" >&2; die "haproxy did not start"; }
 }
 
@@ -223,6 +157,7 @@ start_client() {
   python3 "$HELPER" client "$FRONTEND_ADDR" "$FRONTEND_PORT" "$CLIENT_LOG" --rate "$rate" \
     2>>"$T/client.err" &
   CLIENT_PID=$!
+  track_pid "$CLIENT_PID"
 }
 
 stop_client() {
@@ -255,20 +190,12 @@ EOF
   mv "$T/srvd.toml.new" "$T/srvd.toml"
 }
 
-# srvd without anything it could inherit from a service manager (env execs
-# it, so that $! is srvd itself).
-SRVD_ENV=(env -u NOTIFY_SOCKET -u LISTEN_FDS -u LISTEN_PID -u LISTEN_FDNAMES -u WATCHDOG_USEC
-  -u WATCHDOG_PID -u JOURNAL_STREAM -u RUST_LOG)
-
 # The first haproxy.cfg, before HAProxy starts: one srvd run, no reload.
 render_first() {
   "${SRVD_ENV[@]}" "$SRVD" --config "$T/srvd.toml" --oneshot --no-reload >>"$T/srvd.log" 2>&1
 }
 
-start_srvd() {
-  "${SRVD_ENV[@]}" "$SRVD" --config "$T/srvd.toml" >>"$T/srvd.log" 2>&1 &
-  SRVD_PID=$!
-}
+start_stack_srvd() { start_srvd "$T/srvd.toml" "$T/srvd.log"; }
 
 status_json() {
   curl -fsS --max-time 2 "$STATUS_URL/status"
@@ -280,17 +207,4 @@ status_has() {
 d = json.load(sys.stdin)
 t = d["templates"][0]
 sys.exit(0 if eval(sys.argv[1]) else 1)' "$1"
-}
-
-# --- waiting --------------------------------------------------------------------
-
-# wait_for SECONDS command...: like tests/lib.sh `eventually`, without counting.
-wait_for() {
-  local limit=$1
-  shift
-  local deadline=$((SECONDS + limit))
-  until "$@" 2>/dev/null; do
-    [ "$SECONDS" -lt "$deadline" ] || return 1
-    sleep 0.1
-  done
 }

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # The DNS NOTIFY stack, shared by run.sh and benches/notify-propagation.sh.
-# Source it after tests/lib.sh, then call nk_init and the start_* functions.
+# Source it after tests/lib.sh (Knot comes from tests/knot.sh), then call nk_init and the start_* functions.
 # Everything runs on loopback, out of one temporary directory; nk_cleanup
 # (the EXIT trap nk_init installs) stops exactly the processes started here.
 #
@@ -68,23 +68,11 @@ RESOLVER_PID=
 SRVD_PID=
 SD_PID=
 
-now() { date +%s.%N; }
-
-die() {
-  echo "error: $*" >&2
-  exit 1
-}
-
 nk_init() {
-  local p
-  for p in knotd knotc keymgr kdig nsupdate dig python3 curl ss; do
-    command -v "$p" >/dev/null || die "$p is not installed"
-  done
-  SRVD=$(srvd_bin) || die "cannot build srvd"
-  [ -x "$SRVD" ] || die "srvd binary $SRVD not found"
+  need knotd knotc keymgr kdig nsupdate dig python3 curl ss
+  SRVD=$(srvd_bin) || die "no srvd to test"
   local busy
-  busy=$(ss -Hlntu 2>/dev/null | awk '{print $5}' | grep -E \
-    "^(\*|0\.0\.0\.0|\[::\]|$ADDR):($KNOT_PORT|$RESOLVER_PORT|$NOTIFY_PORT|$STATUS_PORT)\$" || true)
+  busy=$(busy_ports "$ADDR:$KNOT_PORT" "$ADDR:$RESOLVER_PORT" "$ADDR:$NOTIFY_PORT" "$ADDR:$STATUS_PORT")
   [ -z "$busy" ] || die "these addresses are already in use: $(echo $busy)"
   T=$(mktemp -d "${TMPDIR:-/tmp}/srvd-notify.XXXXXX")
   mkdir -p "$T/out" "$T/keys"
@@ -115,47 +103,12 @@ EOF
 
 key_secret() { awk '$1 == "secret:" { print $2 }' "$1"; }
 
-# Stops one process we started: SIGTERM, then SIGKILL after 5 s.
-stop_pid() {
-  local pid=$1
-  [ -n "$pid" ] || return 0
-  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
-  kill -TERM "$pid" 2>/dev/null
-  for _ in $(seq 50); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
-  return 0
-}
-
 nk_cleanup() {
   local status=$?
   trap - EXIT
-  stop_pid "$SRVD_PID"
-  stop_pid "$KNOT_PID"
-  stop_pid "$RESOLVER_PID"
-  stop_pid "$SD_PID"
-  if [ -n "$T" ] && [ -d "$T" ]; then
-    if [ "$status" -ne 0 ] || [ -n "${SRVD_NOTIFY_KEEP:-}" ]; then
-      echo "== logs kept in $T" >&2
-    else
-      rm -rf "$T"
-    fi
-  fi
+  stop_started
+  keep_or_remove "$status" "$T" "${SRVD_NOTIFY_KEEP:-}"
   exit "$status"
-}
-
-# wait_for SECONDS command...: like tests/lib.sh `eventually`, without counting.
-wait_for() {
-  local limit=$1
-  shift
-  local deadline=$((SECONDS + limit))
-  until "$@" 2>/dev/null; do
-    [ "$SECONDS" -lt "$deadline" ] || return 1
-    sleep 0.1
-  done
 }
 
 # --- Knot DNS ---------------------------------------------------------------
@@ -163,23 +116,15 @@ wait_for() {
 # write_zones DIR: the zones as they start, in DIR/zones.
 write_zones() {
   local dir=$1
-  cat >"$dir/zones/example.com.zone" <<EOF
-\$ORIGIN example.com.
-\$TTL $TTL
-@            IN SOA  ns1 hostmaster 1 3600 600 86400 $TTL
-@            IN NS   ns1
-ns1          IN A    $ADDR
-_mysql._tcp  IN SRV  10 10 3306 db-001
-_redis._tcp  IN SRV  10 10 6379 cache-001
-EOF
-  cat >"$dir/zones/example.net.zone" <<EOF
-\$ORIGIN example.net.
-\$TTL 300
-@            IN SOA  ns1 hostmaster 1 3600 600 86400 300
-@            IN NS   ns1
-ns1          IN A    $ADDR
-_mysql._tcp  IN SRV  10 10 3306 db-901
-EOF
+  {
+    zone_head example.com "$TTL" "$ADDR"
+    echo "_mysql._tcp  IN SRV  10 10 3306 db-001"
+    echo "_redis._tcp  IN SRV  10 10 6379 cache-001"
+  } >"$dir/zones/example.com.zone"
+  {
+    zone_head example.net 300 "$ADDR"
+    echo "_mysql._tcp  IN SRV  10 10 3306 db-901"
+  } >"$dir/zones/example.net.zone"
   cat >"$dir/zones/example.org.zone" <<EOF
 \$ORIGIN example.org.
 @            IN SOA  ns1 hostmaster 1 3600 600 86400 300
@@ -207,35 +152,14 @@ write_knot_conf() {
     *) die "KNOT_NOTIFY_KEY=$KNOT_NOTIFY_KEY" ;;
   esac
   [ -z "$KNOT_NOTIFY_VIA" ] || via_line="    via: $KNOT_NOTIFY_VIA"
-  cat >"$dir/knot.conf.new" <<EOF
-server:
-  rundir: "$dir"
-  pidfile: "$dir/knot.pid"
-  listen: $listen
-control:
-  listen: "$dir/knot.sock"
-database:
-  storage: "$dir/db"
-log:
-  - target: stderr
-    any: info
-key:
-  - id: srvd-update
-    algorithm: hmac-sha256
-    secret: ${UPDATE_KEY##*:}
-  - id: srvd-notify
-    algorithm: hmac-sha256
-    secret: $notify_secret
+  {
+    knot_conf "$dir" "$listen" "srvd-update:${UPDATE_KEY##*:}" "srvd-notify:$notify_secret"
+    cat <<EOF
 remote:
   - id: srvd
     address: $ADDR@$NOTIFY_PORT
 $key_line
 $via_line
-acl:
-  - id: update
-    address: 127.0.0.0/8
-    key: srvd-update
-    action: update
 mod-stats:
   - id: stats
     query-type: on
@@ -253,6 +177,7 @@ $notify
 $notify
   - domain: example.org
 EOF
+  } >"$dir/knot.conf.new"
   mv "$dir/knot.conf.new" "$dir/knot.conf"
 }
 
@@ -300,17 +225,12 @@ srv_queries() {
     awk -F' = ' '/query-type\[SRV\]/ { n = $2 } END { print n + 0 }'
 }
 
-# dns_update primary|resolver ZONE "update add ..." ...: one signed RFC 2136 update.
+# dns_update primary|resolver ZONE "update add ..." ...: one signed update.
 dns_update() {
-  local port=$KNOT_PORT zone=$2 line
+  local port=$KNOT_PORT zone=$2
   [ "$1" = primary ] || port=$RESOLVER_PORT
   shift 2
-  {
-    echo "server $ADDR $port"
-    echo "zone $zone"
-    for line in "$@"; do echo "$line"; done
-    echo "send"
-  } | nsupdate -y "$UPDATE_KEY" -t 5
+  knot_update "$ADDR" "$port" "$UPDATE_KEY" "$zone" "$@"
 }
 
 # knot_zone_change ZONE OP OWNER TYPE DATA: one knotc transaction on the
@@ -349,25 +269,10 @@ EOF
       pg) domain=_pg._tcp.example.org ;;
       *) die "no template $name" ;;
     esac
-    cat >>"$f" <<EOF
-
-[[template]]
-name = "$name"
-src = "$T/srv.tmpl"
-dest = "$T/out/$name.cfg"
-domain = "$domain"
-EOF
+    srvd_template "$name" "$T/srv.tmpl" "$T/out/$name.cfg" "$domain" >>"$f"
   done
   if [ "$SRVD_TICK" = 1 ]; then
-    cat >>"$f" <<EOF
-
-[[template]]
-name = "tick"
-src = "$T/srv.tmpl"
-dest = "$T/out/tick.cfg"
-domain = "_tick._tcp.example.org"
-interval = "1s"
-EOF
+    srvd_template tick "$T/srv.tmpl" "$T/out/tick.cfg" _tick._tcp.example.org 'interval = "1s"' >>"$f"
   fi
   if [ "$SRVD_NOTIFY" = 0 ]; then
     mv "$f" "$T/srvd.toml"
@@ -396,15 +301,16 @@ EOF
 }
 
 # srvd with a notify socket and a watchdog of its own, and nothing else it
-# could inherit from a service manager (env execs it: $! is srvd itself).
-start_srvd() {
+# could inherit from a service manager.
+start_nk_srvd() {
   python3 "$HELPER" sdlisten "$T/sd.sock" "$T/sd.log" 2>>"$T/sd.err" &
   SD_PID=$!
+  track_pid "$SD_PID"
   wait_for 5 test -S "$T/sd.sock" || die "the notify socket listener did not start"
-  env -u LISTEN_FDS -u LISTEN_PID -u LISTEN_FDNAMES -u WATCHDOG_PID -u JOURNAL_STREAM -u RUST_LOG \
-    NOTIFY_SOCKET="$T/sd.sock" WATCHDOG_USEC=$WATCHDOG_USEC \
-    "$SRVD" --config "$T/srvd.toml" --log-level "$SRVD_LOG_LEVEL" >>"$T/srvd.log" 2>&1 &
-  SRVD_PID=$!
+  SRVD_SET_ENV=(NOTIFY_SOCKET="$T/sd.sock" WATCHDOG_USEC="$WATCHDOG_USEC")
+  start_srvd "$T/srvd.toml" "$T/srvd.log" --log-level "$SRVD_LOG_LEVEL"
+  # shellcheck disable=SC2034 # read by start_srvd, the next time it runs
+  SRVD_SET_ENV=()
 }
 
 srvd_running() { kill -0 "$SRVD_PID" 2>/dev/null; }
@@ -418,11 +324,6 @@ d = json.load(sys.stdin)
 sys.exit(0 if eval(sys.argv[1]) else 1)' "$1"
 }
 
-# metric 'NAME{LABELS}': its value in /metrics, as an integer.
-metric() {
-  curl -fsS --max-time 2 "$STATUS_URL/metrics" |
-    awk -v m="$1" '$1 == m { printf "%d\n", $2; found = 1 } END { exit !found }'
-}
 metric_is() { [ "$(metric "$1")" = "$2" ]; }
 metric_at_least() { local v; v=$(metric "$1") && [ "$v" -ge "$2" ]; }
 

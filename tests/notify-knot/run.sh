@@ -126,7 +126,7 @@ echo "== starting: $(knotd --version 2>&1 | head -n1); $("$SRVD" --version)"
 start_dns
 wait_for 10 knot_startup_notifies_done || true
 write_srvd_config
-start_srvd
+start_nk_srvd
 eventually 10 "srvd starts and renders every template from the resolver (/status Ok)" \
   status_has 'd["Ok"] and len(d["templates"]) == 3 and all(t["ok"] for t in d["templates"])'
 check "srvd listens for NOTIFY on $ADDR:$NOTIFY_PORT" logged "listening for DNS NOTIFY on $ADDR:$NOTIFY_PORT \(UDP and TCP\)"

@@ -33,11 +33,6 @@ write_zone() {
   zone_text "$2" "$3" >"$1/zone.tmp" && mv -f "$1/zone.tmp" "$1/zone"
 }
 
-# free_port: a TCP port nobody listens on now.
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 # site_config DIR DEST [EXTRA]: a config in DIR/srvd.toml that renders
 # DIR/zone into DEST (relative to DIR), with the status endpoint on
 # $SITE_PORT.
@@ -58,17 +53,16 @@ $extra
 TOML
 }
 
-# start_srvd DIR: runs srvd on DIR/srvd.toml in the background, in DIR,
-# logging to DIR/srvd.log; sets SRVD_PID.
-start_srvd() {
-  (cd "$1" && exec "$BIN" --config srvd.toml --log-level info >>srvd.log 2>&1) &
-  SRVD_PID=$!
+# start_site DIR: runs srvd on DIR/srvd.toml in the background, in DIR (its
+# reload command writes there), logging to DIR/srvd.log; sets SRVD_PID.
+start_site() {
+  pushd "$1" >/dev/null || return 1
+  start_srvd srvd.toml srvd.log --log-level info
+  popd >/dev/null || return 1
 }
 
 stop_srvd() {
-  [ -n "${SRVD_PID:-}" ] || return 0
-  kill "$SRVD_PID" 2>/dev/null
-  wait "$SRVD_PID" 2>/dev/null
+  stop_pid "${SRVD_PID:-}"
   SRVD_PID=""
 }
 
@@ -99,7 +93,8 @@ no_staged() { [ -z "$(find "$1" -maxdepth 1 -name '.srvd-staged-*' -print -quit)
 # removed, the interrupted reload run again. Sets CRASH_COMPLETE,
 # CRASH_EMPTY (no dest yet), CRASH_STAGED (kills that left a staged file),
 # CRASH_CLEANED (staged files seen removed), CRASH_MARKERS (kills that left
-# a reload owed), CRASH_RERUN (owed reloads seen run again), CRASH_BAD.
+# a reload owed), CRASH_RERUN (owed reloads seen run again), CRASH_UNSTARTED
+# (starts waited for that never logged "started"), CRASH_BAD.
 crash_run() {
   local rounds=$1 dir
   dir=$(mktemp -d "${TMPDIR:-/tmp}/srvd-crash.XXXXXX")
@@ -119,19 +114,23 @@ nohttpd = true'
   ) &
   local writer=$!
   CRASH_COMPLETE=0 CRASH_EMPTY=0 CRASH_STAGED=0 CRASH_CLEANED=0
-  CRASH_MARKERS=0 CRASH_RERUN=0 CRASH_BAD=0
+  CRASH_MARKERS=0 CRASH_RERUN=0 CRASH_UNSTARTED=0 CRASH_BAD=0
   local r
   for ((r = 1; r <= rounds + 1; r++)); do
     local staged marker=0
     staged=$(cd "$dir" && find . -maxdepth 1 -name '.srvd-staged-*' -printf '%f ')
     [ -e "$dir/.srvd-reload-pending-haproxy.cfg" ] && marker=1
     : >"$dir/srvd.log"
-    start_srvd "$dir"
+    start_site "$dir"
     # Half the rounds (and the last start) wait until srvd got going; the
     # others kill it at any moment, start-up included.
     if [ $((RANDOM % 2)) -eq 0 ] || [ "$r" -gt "$rounds" ]; then
       local t=0
       while ! grep -q "started" "$dir/srvd.log" && [ $t -lt 300 ]; do sleep 0.01; t=$((t + 1)); done
+      if ! grep -q "started" "$dir/srvd.log"; then
+        CRASH_UNSTARTED=$((CRASH_UNSTARTED + 1))
+        echo "round $r: srvd did not start: $(tail -n 3 "$dir/srvd.log")"
+      fi
       local f
       for f in $staged; do
         if [ -e "$dir/$f" ]; then
@@ -176,5 +175,19 @@ nohttpd = true'
   stop_srvd
   kill "$writer" 2>/dev/null
   wait "$writer" 2>/dev/null
-  if [ "$CRASH_BAD" -eq 0 ]; then rm -rf "$dir"; else echo "kept $dir"; fi
+  if [ "$CRASH_BAD" -eq 0 ] && [ "$CRASH_UNSTARTED" -eq 0 ]; then rm -rf "$dir"; else echo "kept $dir"; fi
+}
+
+# crash_checks ROUNDS: what a crash_run of ROUNDS must show: every dest left
+# one complete version, and the run really tested something: most kills
+# found a dest to check (only those before the first write may not), and
+# every start that was waited for got going. A run whose srvd never starts
+# leaves no dest and fails here rather than reporting "0 bad".
+crash_checks() {
+  local rounds=$1
+  echo "crash: $CRASH_COMPLETE complete versions, $CRASH_EMPTY before the first write; $CRASH_STAGED kills left a staged file ($CRASH_CLEANED removed at a start), $CRASH_MARKERS a reload owed ($CRASH_RERUN run again); $CRASH_UNSTARTED starts that never got going; $CRASH_BAD bad"
+  check "crash: every dest left by $rounds kills is one complete version" test "$CRASH_BAD" -eq 0
+  check "crash: most kills found a complete dest to check ($CRASH_COMPLETE of $rounds)" \
+    test "$CRASH_COMPLETE" -ge $((rounds * 8 / 10)) -a "$CRASH_COMPLETE" -gt 0
+  check "crash: srvd started every time it was given the time to" test "$CRASH_UNSTARTED" -eq 0
 }

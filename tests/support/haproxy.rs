@@ -32,12 +32,19 @@ impl Haproxy {
         let master = dir.path().join("master.sock");
         let path = dir.path().join("haproxy.cfg");
         std::fs::write(&path, cfg.replace("{admin}", &admin.to_string_lossy())).unwrap();
+        Haproxy::run(dir, path, admin, master)
+    }
+
+    /// Starts HAProxy on the config file `cfg`, whose stats socket is
+    /// `admin`, with its master CLI on `master`; `dir` is kept as long as
+    /// HAProxy runs.
+    pub fn run(dir: tempfile::TempDir, cfg: PathBuf, admin: PathBuf, master: PathBuf) -> Haproxy {
         let child = Command::new("haproxy")
             .arg("-W")
             .arg("-S")
             .arg(&master)
             .arg("-f")
-            .arg(&path)
+            .arg(&cfg)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -46,7 +53,7 @@ impl Haproxy {
         let h = Haproxy {
             child,
             dir,
-            cfg: path,
+            cfg,
             master,
             admin,
         };
@@ -70,10 +77,16 @@ impl Haproxy {
         ask(&self.master, cmd)
     }
 
-    /// The master's reload count and failed count (`show proc`).
+    /// The master's reload count and failed count (`show proc`). While the
+    /// master re-executes itself for a reload its socket may not answer:
+    /// asks again for up to 10 s.
     pub fn reloads(&self) -> (u64, u64) {
-        let p = srvd::haproxy::master::parse_show_proc(&self.ask_master("show proc"))
-            .expect("show proc");
+        let mut found = None;
+        wait_until(Duration::from_secs(10), || {
+            found = srvd::haproxy::master::parse_show_proc(&self.ask_master("show proc"));
+            found.is_some()
+        });
+        let p = found.expect("the master CLI answers show proc");
         (p.reloads, p.failed)
     }
 

@@ -22,8 +22,8 @@ use nix::unistd::Pid;
 
 pub const SRVD: &str = env!("CARGO_BIN_EXE_srvd");
 
-/// The srvd that `Site::run` and `Site::start` run: `SRVD_BIN` when set
-/// (to replay a test against another build), else this one.
+/// The binary `Site` runs: srvd built with the tests, or the one `SRVD_BIN`
+/// names, to replay a scenario against another build (an older release).
 pub fn srvd_bin() -> String {
     std::env::var("SRVD_BIN").unwrap_or_else(|_| SRVD.to_owned())
 }

@@ -1,29 +1,35 @@
 #!/usr/bin/env bash
-# How long a DNS change takes to reach clients through srvd and HAProxy: on
-# the end-to-end stack (stack.sh), the time from the nsupdate that swaps the
-# only SRV record to another backend until the client's first answer from
-# that backend. p50/p95/max over CHANGES swaps, for each TTL:INTERVAL pair in
-# SETTINGS, printed as a Markdown table with the machine that produced it.
-# A benchmark, not a test: it asserts nothing and CI does not run it.
+# Propagation to clients: how long a DNS change takes to reach them through
+# srvd and a real HAProxy. On the end-to-end stack of tests/e2e (stack.sh),
+# the time from the nsupdate that swaps the only SRV record to another
+# backend until the client's first answer from that backend. p50/p95/max
+# over CHANGES swaps, for each TTL:INTERVAL pair in SETTINGS, printed as a
+# Markdown table with the machine that produced it. propagation.sh measures
+# srvd's part of it alone (to dest rewritten and the reload started);
+# this adds the check, HAProxy's reload and its new worker. Not one of
+# run.sh's default parts (SRVD_BENCH_PARTS=client-propagation runs it).
 #
-#   SRVD_BIN=target/release/srvd bash tests/e2e/bench-propagation.sh
+#   SRVD_BIN=target/release/srvd bash benches/client-propagation.sh
 #   CHANGES=20 SETTINGS="1:1 5:1" RATE=100 (the defaults)
+# It uses the e2e suite's loopback ports (Knot 5300, HAProxy 3306, status
+# 18081): it cannot run beside that suite.
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
 CHANGES=${CHANGES:-20}
 SETTINGS=${SETTINGS:-1:1 5:1}
 RATE=${RATE:-100}
 
 # One TTL/interval pair, in its own process so that each gets a fresh stack.
-# Prints "TTL INTERVAL CHANGES P50 P95 MAX FAILED RELOADS".
+# Prints "TTL INTERVAL CHANGES P50 P95 MAX FAILED RELOADS", latencies in ms.
 one() {
   # Only the result line goes to stdout; everything else to stderr.
   exec 3>&1 1>&2
   TTL=$1
   INTERVAL=$2
-  . "$here/../lib.sh"
-  . "$here/stack.sh"
+  . "$root/tests/lib.sh"
+  . "$root/tests/e2e/stack.sh"
   stack_init
   start_dns
   start_backends
@@ -31,7 +37,7 @@ one() {
   render_first || die "srvd could not render the first haproxy.cfg"
   start_haproxy
   start_client "$RATE"
-  start_srvd
+  start_stack_srvd
   wait_for 10 status_has 'd["Ok"]' || die "srvd did not become ready"
   local current=db-001 next latency i pause
   local latencies=()
@@ -59,13 +65,10 @@ one() {
   local failed reloads
   failed=$(python3 "$HELPER" failures "$CLIENT_LOG" | wc -l)
   reloads=$(haproxy_reloads | cut -d' ' -f1)
-  printf '%s\n' "${latencies[@]}" | python3 -c '
-import math, sys
-xs = sorted(float(l) for l in sys.stdin if l.strip())
-def rank(p):  # nearest-rank percentile
-    return xs[max(0, math.ceil(p / 100 * len(xs)) - 1)]
-print(sys.argv[1], sys.argv[2], len(xs), f"{rank(50):.2f}", f"{rank(95):.2f}", f"{xs[-1]:.2f}", sys.argv[3], sys.argv[4])
-' "$TTL" "$INTERVAL" "$failed" "$reloads" >&3
+  local n p50 p95 max
+  read -r n p50 p95 max < <(printf '%s\n' "${latencies[@]}" | awk '{ print $1 * 1000 }' |
+    python3 "$here/bench.py" pct)
+  echo "$TTL $INTERVAL $n $p50 $p95 $max $failed $reloads" >&3
 }
 
 if [ "${1:-}" = --one ]; then
@@ -73,25 +76,23 @@ if [ "${1:-}" = --one ]; then
   exit
 fi
 
-results=()
-for pair in $SETTINGS; do
-  echo "== TTL ${pair%%:*} s, interval ${pair##*:} s: $CHANGES changes" >&2
-  line=$(bash "$0" --one "${pair%%:*}" "${pair##*:}") || { echo "benchmark failed for $pair" >&2; exit 1; }
-  results+=("$line")
-done
+. "$here/lib.sh"
+log "client propagation: TTL:interval $SETTINGS, $CHANGES changes each"
+# shellcheck disable=SC2086 # a list of pairs
+out=$(per_setting "client propagation" $SETTINGS) || exit 1
+mapfile -t results <<<"$out"
 
-srvd=${SRVD_BIN:-}
-[ -n "$srvd" ] || srvd=$(. "$here/../lib.sh"; srvd_bin)
+echo "### Propagation to clients: srvd and HAProxy"
 echo
-echo "Propagation: nsupdate swapping the only SRV record -> first answer from the new backend at the client"
-echo "(client at $RATE connections/s through HAProxy; wait unset, cooldown 0, dns_timeout 500ms)"
+echo "From an nsupdate swapping the only SRV record to another backend, until the client's first answer" \
+  "from it through HAProxy (client at $RATE connections/s; check_cmd \`haproxy -c\`, reload by SIGUSR2 to the" \
+  "master; wait unset, cooldown 0, dns_timeout 500ms). Machine: $(machine "$(srvd_bin)")."
 echo
 echo "| SRV and A TTL | interval | wait | changes | p50 | p95 | max | failed connections | HAProxy reloads |"
 echo "|---|---|---|---|---|---|---|---|---|"
+secs() { awk -v ms="$1" 'BEGIN { printf "%.2f s", ms / 1000 }'; }
 for line in "${results[@]}"; do
   read -r ttl interval n p50 p95 max failed reloads <<<"$line"
-  echo "| $ttl s | $interval s | none | $n | $p50 s | $p95 s | $max s | $failed | $reloads |"
+  echo "| $ttl s | $interval s | none | $n | $(secs "$p50") | $(secs "$p95") | $(secs "$max") | $failed | $reloads |"
 done
 echo
-echo "Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), Linux $(uname -r);" \
-  "$(haproxy -v | head -n1 | cut -d' ' -f1-3); $(knotd --version 2>&1 | head -n1); $("$srvd" --version)"
