@@ -1,38 +1,40 @@
-//! The DNS edge: SRV and A/AAAA queries sent through hickory-resolver's name
-//! server pool (UDP with TCP on truncation, failover between servers,
-//! timeouts, attempts), with the answers read by `records`.
+//! The DNS edge: SRV and A/AAAA lookups through the listed name servers
+//! (`nameservers`: in order, UDP with TCP on truncation, timeouts,
+//! attempts), with the answers read by `records`.
 //!
-//! srvd asks the pool directly instead of through `Resolver::lookup`: that
-//! path follows a CNAME in an SRV answer to the SRV *targets* and reports
-//! NXDOMAIN, and it caches behind srvd's back. Here every query is one
-//! counted query, CNAME chains are followed by srvd, and TTL caching is done
-//! in `source`, where it can be seen and tested.
+//! srvd does not use hickory's `Resolver::lookup`: that path follows a CNAME
+//! in an SRV answer to the SRV *targets* and reports NXDOMAIN, and it caches
+//! behind srvd's back. Here every lookup is counted, CNAME chains are
+//! followed by srvd, and TTL caching is done in `source`, where it can be
+//! seen and tested.
 
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use anyhow::{Context, Result};
-use futures_util::StreamExt;
-use hickory_proto::op::{DnsRequestOptions, Message, Query, ResponseCode};
+use anyhow::Result;
+use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use hickory_resolver::config::{
-    ConnectionConfig, NameServerConfig, ProtocolConfig, ResolverOpts, ServerOrderingStrategy,
-};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::net::xfer::{DnsHandle, RetryDnsHandle};
-use hickory_resolver::net::{DnsError, NetError};
-use hickory_resolver::{NameServerPool, PoolContext, TlsConfig};
 
 use crate::config::{DnsSettings, Net, Servers};
+use crate::nameservers::{self, NameServers, Reply};
 use crate::records::{self, Answer, LookupError};
+
+/// A domain's targets as (target, port): what a later answer must keep.
+type Targets = BTreeSet<(String, u16)>;
 
 /// Sends srvd's queries to the configured name servers.
 #[derive(Clone)]
 pub struct Resolver {
-    handle: RetryDnsHandle<NameServerPool<TokioRuntimeProvider>>,
-    options: DnsRequestOptions,
+    servers: NameServers,
     sent: Arc<AtomicU64>,
+    /// The targets (target, port) of the last answer given per domain: a
+    /// UDP answer that drops any of them is confirmed over TCP first.
+    last: Arc<Mutex<HashMap<Name, Targets>>>,
+    /// Servers found to trim their UDP answers without setting TC: asked
+    /// over TCP from then on.
+    trimming: Arc<Mutex<HashSet<SocketAddr>>>,
 }
 
 impl Resolver {
@@ -45,51 +47,21 @@ impl Resolver {
         Self::with_servers(servers, dns)
     }
 
-    /// A resolver that asks exactly `servers`, in order.
+    /// A resolver that asks exactly `servers`, in order, moving to the next
+    /// only when one fails (see `nameservers`).
     pub fn with_servers(servers: &[SocketAddr], dns: &DnsSettings) -> Result<Self> {
         anyhow::ensure!(!servers.is_empty(), "no nameserver to ask");
-        let protocols: &[ProtocolConfig] = match dns.net {
-            // UDP first; a truncated answer is asked again over TCP.
-            Net::Udp => &[ProtocolConfig::Udp, ProtocolConfig::Tcp],
-            Net::Tcp => &[ProtocolConfig::Tcp],
-        };
-        let name_servers: Vec<NameServerConfig> = servers
-            .iter()
-            .map(|addr| {
-                let connections = protocols
-                    .iter()
-                    .map(|p| {
-                        let mut c = ConnectionConfig::new(p.clone());
-                        c.port = addr.port();
-                        c
-                    })
-                    .collect();
-                NameServerConfig::new(addr.ip(), true, connections)
-            })
-            .collect();
-        let mut opts = ResolverOpts::default();
-        opts.timeout = dns.timeout;
-        opts.attempts = dns.attempts;
-        opts.edns0 = dns.edns0_size.is_some();
-        opts.num_concurrent_reqs = 1;
-        opts.server_ordering_strategy = ServerOrderingStrategy::QueryStatistics;
-        let cx = Arc::new(PoolContext::new(
-            opts,
-            TlsConfig::new().context("setting up the DNS client")?,
-        ));
-        let pool = NameServerPool::from_config(name_servers, cx, TokioRuntimeProvider::default());
-        let mut options = DnsRequestOptions::default();
-        options.use_edns = dns.edns0_size.is_some();
-        if let Some(size) = dns.edns0_size {
-            options.edns_payload_len = size;
-        }
-        // Never ask for DNSSEC records: srvd does not validate them.
-        options.edns_set_dnssec_ok = false;
-        options.recursion_desired = true;
         Ok(Resolver {
-            handle: RetryDnsHandle::new(pool, dns.attempts.max(1)),
-            options,
+            servers: NameServers::new(
+                servers,
+                dns.net == Net::Tcp,
+                dns.timeout,
+                dns.attempts,
+                dns.edns0_size,
+            ),
             sent: Arc::new(AtomicU64::new(0)),
+            last: Arc::default(),
+            trimming: Arc::default(),
         })
     }
 
@@ -99,54 +71,102 @@ impl Resolver {
         self
     }
 
-    async fn query(&self, name: &Name, rtype: RecordType) -> Result<Message, LookupError> {
-        self.query_negative(name, rtype).await.map_err(|(e, _)| e)
-    }
-
-    /// Like `query`; an error also gives the negative-caching TTL of the
-    /// SOA record in the answer's authority section (RFC 2308), if any.
-    async fn query_negative(
-        &self,
-        name: &Name,
-        rtype: RecordType,
-    ) -> Result<Message, (LookupError, Option<u32>)> {
+    /// One lookup: the servers in order, over TCP for those known to trim
+    /// (or all of them when `tcp`).
+    async fn query(&self, name: &Name, rtype: RecordType, tcp: bool) -> Result<Reply, LookupError> {
         self.sent.fetch_add(1, Ordering::Relaxed);
-        let mut responses = self
-            .handle
-            .lookup(Query::query(name.clone(), rtype), self.options);
-        match responses.next().await {
-            Some(Ok(response)) => Ok(response.into_message()),
-            Some(Err(e)) => {
-                let negative_ttl = match &e {
-                    NetError::Dns(DnsError::NoRecordsFound(nr)) => nr.negative_ttl,
-                    _ => None,
-                };
-                Err((lookup_error(e), negative_ttl))
-            }
-            None => Err((LookupError::Other("no response".into()), None)),
-        }
+        let over_tcp: Vec<SocketAddr> = if tcp {
+            self.servers.servers().to_vec()
+        } else {
+            self.trimming
+                .lock()
+                .expect("trimming lock")
+                .iter()
+                .copied()
+                .collect()
+        };
+        self.servers.ask(name, rtype, &over_tcp).await
     }
 
     /// The SRV records of `domain`, following a CNAME chain that leaves the
     /// answer (a CNAME into another zone) with further queries.
+    ///
+    /// A UDP answer that drops a target of the last answer is asked again
+    /// over TCP before it is believed: a server may trim a UDP answer to
+    /// what fits without setting TC (Consul does by default), which would
+    /// make every poll a different subset. When the TCP answer holds more,
+    /// that server is named once in the log and asked over TCP from then on.
     pub async fn srv(&self, domain: &Name) -> Result<Answer, LookupError> {
+        let (mut answer, from, udp) = self.srv_once(domain, false).await?;
+        let targets = |a: &Answer| -> Targets {
+            a.records
+                .iter()
+                .map(|r| (r.target.clone(), r.port))
+                .collect()
+        };
+        let last = self.last.lock().expect("last lock").get(domain).cloned();
+        if let (true, Some(last)) = (udp, last) {
+            let now = targets(&answer);
+            if !last.is_subset(&now) {
+                let (confirmed, _, _) = self.srv_once(domain, true).await?;
+                if !targets(&confirmed).is_subset(&now) {
+                    self.found_trimming(domain, from);
+                }
+                answer = confirmed;
+            }
+        }
+        if self.trimming.lock().expect("trimming lock").contains(&from) {
+            answer.warning = Some(format!(
+                "{from} trims UDP answers without setting TC; set net = \"tcp\""
+            ));
+        }
+        self.last
+            .lock()
+            .expect("last lock")
+            .insert(domain.clone(), targets(&answer));
+        Ok(answer)
+    }
+
+    fn found_trimming(&self, domain: &Name, server: SocketAddr) {
+        if self.trimming.lock().expect("trimming lock").insert(server) {
+            log::warn!(srvd_domain = domain.to_string().as_str();
+                "{domain}: {server} trims its UDP answers to what fits without setting TC \
+                 (Consul does by default); srvd asks it over TCP from now on; \
+                 set net = \"tcp\" in srvd.toml (or enable_truncate in Consul's dns_config)");
+        }
+    }
+
+    /// The SRV answer as the servers give it, the server that gave the
+    /// first reply, and whether that reply came over UDP.
+    async fn srv_once(
+        &self,
+        domain: &Name,
+        tcp: bool,
+    ) -> Result<(Answer, SocketAddr, bool), LookupError> {
         let mut collected: Vec<Record> = Vec::new();
         let mut additionals: Vec<Record> = Vec::new();
         let mut name = domain.clone();
+        let mut first: Option<(SocketAddr, bool)> = None;
+        let mut nxdomain = None;
         // The first query, then one per hop that leaves the answers so far.
         for _ in 0..=records::MAX_CNAME_HOPS {
-            match self.query(&name, RecordType::SRV).await {
-                Ok(message) => {
-                    collected.extend(message.answers);
-                    additionals.extend(message.additionals);
-                }
-                Err(LookupError::NoRecords) => break,
-                Err(e) => return Err(e),
+            let reply = self.query(&name, RecordType::SRV, tcp).await?;
+            first.get_or_insert((reply.server, !reply.tcp));
+            let code = reply.message.metadata.response_code;
+            if code == ResponseCode::NXDomain {
+                nxdomain = Some(nameservers::negative_ttl(&reply.message).unwrap_or(0));
+            }
+            let empty = reply.message.answers.is_empty();
+            collected.extend(reply.message.answers);
+            additionals.extend(reply.message.additionals);
+            if empty || nxdomain.is_some() {
+                break;
             }
             let mut answer = records::answer_from(domain, &collected);
             if answer.had_records {
                 answer.glue = records::glue(&answer, &additionals);
-                return Ok(answer);
+                let (from, udp) = first.expect("one reply at least");
+                return Ok((answer, from, udp));
             }
             let refs: Vec<&Record> = collected.iter().collect();
             let (owners, _) = records::chain(domain, &refs);
@@ -155,7 +175,38 @@ impl Resolver {
                 _ => break,
             }
         }
-        Ok(records::answer_from(domain, &collected))
+        let mut answer = records::answer_from(domain, &collected);
+        if let Some(negative) = nxdomain {
+            answer.nxdomain = true;
+            // RFC 2181: a TTL with its top bit set counts as 0.
+            let negative = if negative > i32::MAX as u32 {
+                0
+            } else {
+                negative
+            };
+            answer.ttl = if collected.is_empty() {
+                negative
+            } else {
+                answer.ttl.min(negative)
+            };
+        }
+        let (from, udp) = first.expect("one reply at least");
+        Ok((answer, from, udp))
+    }
+
+    /// The zone that holds `name` and its SOA serial, as these servers see
+    /// it: asked as `name SOA`, found in the answer (at a zone's apex) or
+    /// in the authority section (RFC 2308 2.2). None when no server says.
+    pub async fn zone_serial(&self, name: &Name) -> Option<(Name, u32)> {
+        let reply = self.query(name, RecordType::SOA, false).await.ok()?;
+        let m = &reply.message;
+        m.answers
+            .iter()
+            .chain(&m.authorities)
+            .find_map(|r| match &r.data {
+                RData::SOA(soa) => Some((r.name.clone(), soa.serial)),
+                _ => None,
+            })
     }
 
     /// The A and AAAA addresses of `host`, with the smallest TTL among them.
@@ -165,8 +216,8 @@ impl Resolver {
     /// refuses AAAA for an IPv4-only name must not take the backend away.
     pub async fn addrs(&self, host: &Name) -> Result<(Vec<IpAddr>, u32), LookupError> {
         let (v4, v6) = futures_util::future::join(
-            self.query_negative(host, RecordType::A),
-            self.query_negative(host, RecordType::AAAA),
+            self.query(host, RecordType::A, false),
+            self.query(host, RecordType::AAAA, false),
         )
         .await;
         let mut addrs = Vec::new();
@@ -177,7 +228,15 @@ impl Resolver {
         let mut failed = None;
         for (rtype, result) in [("A", v4), ("AAAA", v6)] {
             match result {
-                Ok(message) => {
+                Ok(reply) if reply.message.answers.is_empty() => {
+                    // NXDOMAIN or NODATA: believed for the SOA's negative
+                    // TTL (RFC 2308); RFC 2181: a TTL with its top bit set
+                    // counts as 0.
+                    let negative =
+                        nameservers::negative_ttl(&reply.message).filter(|t| *t <= i32::MAX as u32);
+                    negative_ttl = negative_ttl.min(negative.unwrap_or(0));
+                }
+                Ok(Reply { message, .. }) => {
                     let refs: Vec<&Record> = message.answers.iter().collect();
                     let (owners, chain_ttl) = records::chain(host, &refs);
                     let before = addrs.len();
@@ -197,12 +256,7 @@ impl Resolver {
                         negative_ttl = 0;
                     }
                 }
-                Err((LookupError::NoRecords | LookupError::NxDomain, negative)) => {
-                    // RFC 2181: a TTL with its top bit set counts as 0.
-                    let negative = negative.filter(|t| *t <= i32::MAX as u32);
-                    negative_ttl = negative_ttl.min(negative.unwrap_or(0));
-                }
-                Err((e, _)) => {
+                Err(e) => {
                     failed.get_or_insert(LookupError::Target {
                         host: records::escaped(host),
                         rtype,
@@ -223,24 +277,28 @@ impl Resolver {
     }
 }
 
-fn lookup_error(e: NetError) -> LookupError {
-    match e {
-        NetError::Timeout => LookupError::Timeout,
-        NetError::Dns(DnsError::ResponseCode(code)) => response_code_error(code),
-        NetError::Dns(DnsError::NoRecordsFound(nr)) => match nr.response_code {
-            ResponseCode::NXDomain => LookupError::NxDomain,
-            ResponseCode::NoError => LookupError::NoRecords,
-            code => response_code_error(code),
-        },
-        other => LookupError::Other(other.to_string()),
-    }
+/// Whether zone serial `a` is older than `b` in serial number arithmetic
+/// (RFC 1982 section 3.2): `b` is ahead of `a` by 1 to 2^31 - 1. Serials
+/// 2^31 apart are not comparable, and are not called older.
+pub fn serial_older(a: u32, b: u32) -> bool {
+    (1..=i32::MAX as u32).contains(&b.wrapping_sub(a))
 }
 
-fn response_code_error(code: ResponseCode) -> LookupError {
-    match code {
-        ResponseCode::ServFail => LookupError::ServFail,
-        ResponseCode::Refused => LookupError::Refused,
-        ResponseCode::NXDomain => LookupError::NxDomain,
-        other => LookupError::Other(format!("response code {other}")),
+#[cfg(test)]
+mod tests {
+    use super::serial_older;
+
+    #[test]
+    fn serials_compare_in_rfc_1982_arithmetic() {
+        assert!(serial_older(1, 2));
+        assert!(!serial_older(2, 1));
+        assert!(!serial_older(7, 7));
+        // Past the wrap: 4294967295 + 1 = 0 is newer.
+        assert!(serial_older(u32::MAX, 0));
+        assert!(!serial_older(0, u32::MAX));
+        assert!(serial_older(0, (1 << 31) - 1));
+        // 2^31 apart: undefined (RFC 1982 3.2), not older either way.
+        assert!(!serial_older(0, 1 << 31));
+        assert!(!serial_older(1 << 31, 0));
     }
 }

@@ -20,7 +20,7 @@ pub(crate) mod command;
 pub mod config;
 /// The event loop: schedule, signals, watchdog, status publication.
 pub mod daemon;
-/// DNS lookups through hickory-resolver.
+/// SRV and A/AAAA lookups, CNAME chains, answers confirmed over TCP.
 pub(crate) mod dns;
 /// DNS NOTIFY (RFC 1996): the listener and its `[notify]` settings.
 pub(crate) mod dns_notify;
@@ -34,6 +34,8 @@ pub(crate) mod http;
 pub mod logging;
 /// Go srvd templates (text/template) converted to Tera.
 pub mod migrate;
+/// One query to the listed name servers: order, attempts, timeout.
+pub(crate) mod nameservers;
 /// When to apply a change: wait, cooldown, back-off.
 pub(crate) mod plan;
 /// From a DNS answer to validated, ordered SRV records.

@@ -27,6 +27,9 @@ pub struct Source {
     /// The last answer given addresses, per domain: the same answer with
     /// fresh addresses is handed out again as is (no copy, no compare).
     resolved: HashMap<Name, Resolved>,
+    /// The newest SOA serial taken from each zone's primaries after a
+    /// NOTIFY: an answer from a primary behind it is not used.
+    serials: HashMap<Name, u32>,
 }
 
 struct Resolved {
@@ -130,6 +133,7 @@ impl Source {
             srv_cache: HashMap::new(),
             addr_cache: HashMap::new(),
             resolved: HashMap::new(),
+            serials: HashMap::new(),
         })
     }
 
@@ -217,14 +221,49 @@ impl Source {
                         .is_none_or(|c| is_stale(c.fresh_until, now))
             })
             .collect();
-        let answers = join_all(
-            stale
-                .iter()
-                .map(|d| direct_resolvers.get(*d).unwrap_or(&resolver).srv(d)),
-        )
+        let (resolver, direct_resolvers, serials) = (&resolver, &direct_resolvers, &self.serials);
+        let answers = join_all(stale.iter().map(|d| async move {
+            let Some(direct) = direct_resolvers.get(*d) else {
+                return (resolver.srv(d).await, None);
+            };
+            let (result, soa) =
+                futures_util::future::join(direct.srv(d), direct.zone_serial(d)).await;
+            match (result, soa) {
+                // The notified zone's primary does not hold the name (it
+                // lives in a child zone delegated elsewhere): a referral
+                // is not an answer, so ask the servers polling asks.
+                (Err(LookupError::Referral(zone)), _) => {
+                    log::info!(
+                        "{d}: the notified zone's primary refers to {zone}; asking the name servers instead"
+                    );
+                    (resolver.srv(d).await, None)
+                }
+                // A primary behind what srvd already took from the zone
+                // (restored from a backup, a lagging one of several) must
+                // not move dest back.
+                (_, Some((zone, serial)))
+                    if serials
+                        .get(&zone)
+                        .is_some_and(|seen| crate::dns::serial_older(serial, *seen)) =>
+                {
+                    log::warn!(
+                        "{d}: the primary of {zone} answers with serial {serial}, older than {} already used; asking the name servers instead",
+                        serials[&zone]
+                    );
+                    (resolver.srv(d).await, None)
+                }
+                (result, soa) => (result, soa),
+            }
+        }))
         .await;
         let mut asked: HashMap<&Name, SrvResult> = HashMap::new();
-        for (domain, result) in stale.into_iter().zip(answers) {
+        for (domain, (result, soa)) in stale.into_iter().zip(answers) {
+            if let (Ok(_), Some((zone, serial))) = (&result, soa) {
+                let seen = self.serials.entry(zone).or_insert(serial);
+                if crate::dns::serial_older(*seen, serial) {
+                    *seen = serial;
+                }
+            }
             let result = result.map(Arc::new);
             match &result {
                 Ok(answer) => {

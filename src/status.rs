@@ -103,6 +103,10 @@ pub struct DomainStatus {
     pub domain: String,
     pub records: Option<usize>,
     pub error: Option<String>,
+    /// A fault of the name servers that srvd works around, with its fix
+    /// (a server that trims UDP answers without TC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 pub type SharedCounters = std::sync::Arc<std::sync::Mutex<crate::dns_notify::DnsNotifyCounters>>;
@@ -482,6 +486,7 @@ mod tests {
                 domain: "_mysql._tcp.example.com".into(),
                 records: Some(targets),
                 error: None,
+                warning: None,
             }],
             targets,
             last_change: None,

@@ -400,3 +400,130 @@ fn bad_notify_settings_name_the_key_and_exit_78() {
     }
     assert_eq!(tried, BAD_NOTIFY.len());
 }
+
+/// The SRV name of the tests below, in `db.example.com`, a child zone of
+/// example.com delegated to other servers.
+const CHILD: &str = "_mysql._tcp.db.example.com.";
+
+/// srvd polling `resolvers` every 60 s for `CHILD`, with NOTIFYs for
+/// example.com asking `primary` directly; `extra` goes into srvd.toml.
+/// Returns the site, the NOTIFY port and the daemon after its first reload.
+fn parent_and_child(
+    resolvers: &DnsServer,
+    primary: &DnsServer,
+    extra: &str,
+) -> (Site, u16, Daemon) {
+    let site = Site::new();
+    basic_config(&site, resolvers, extra);
+    site.set_key("domain", "\"_mysql._tcp.db.example.com\"");
+    site.set_key("interval", "\"60s\"");
+    site.write(
+        "haproxy.cfg.tmpl",
+        include_str!("fixtures/field/31-notify-parent-zone-empties-pool/t.tmpl"),
+    );
+    let port = free_udp_port();
+    let text = site.read("srvd.toml")
+        + &format!(
+            "\n[notify]\nlisten = [\"127.0.0.1:{port}\"]\nallow = [\"127.0.0.1\"]\n\n[notify.primaries]\n\"example.com\" = [\"{}\"]\n",
+            primary.addr
+        );
+    site.write("srvd.toml", &text);
+    let d = site.start();
+    assert!(wait_until(secs(5.0), || site.reloads() == 1), "{}", d.log());
+    (site, port, d)
+}
+
+/// A NOTIFY for example.com while the SRV name lives in db.example.com:
+/// example.com's primary answers with a referral (no answer, AA clear, NS
+/// in authority). A referral is not an answer: with `allow_empty = true`
+/// the pool must not be emptied; srvd asks its name servers instead.
+#[test]
+fn a_referral_from_the_notified_parent_zone_does_not_empty_the_pool() {
+    let resolvers = DnsServer::start();
+    resolvers.set_srv(
+        CHILD,
+        300,
+        &[
+            (10, 10, 3306, "db-001.db.example.com."),
+            (10, 10, 3306, "db-002.db.example.com."),
+        ],
+    );
+    let primary = DnsServer::start();
+    primary.set_delegated("db.example.com.");
+    let (site, port, d) = parent_and_child(&resolvers, &primary, "allow_empty = true");
+    let good = site.read("haproxy.cfg");
+    assert_eq!(good.matches("  server ").count(), 2, "{good}");
+    let asked = resolvers.queries(CHILD, RecordType::SRV);
+    send(
+        "127.0.0.1",
+        port,
+        &notify_msg("example.com.", 31).to_vec().unwrap(),
+    )
+    .expect("answered");
+    assert!(
+        primary.wait_queries(CHILD, RecordType::SRV, 0, 1, secs(5.0)),
+        "the primary was asked\n{}",
+        d.log()
+    );
+    assert!(
+        resolvers.wait_queries(CHILD, RecordType::SRV, asked, 1, secs(5.0)),
+        "after the referral, the name servers were asked\n{}",
+        d.log()
+    );
+    assert!(
+        d.wait_log("refers to db.example.com.", secs(5.0)),
+        "{}",
+        d.log()
+    );
+    // The cycle that asked has ended: the status line follows it.
+    std::thread::sleep(secs(0.5));
+    assert_eq!(site.read("haproxy.cfg"), good, "{}", d.log());
+    assert_eq!(site.reloads(), 1, "no reload\n{}", d.log());
+}
+
+/// A primary behind what srvd already took from the zone (restored from a
+/// backup: serial 1 after serial 2) must not move dest back to the older
+/// records: srvd compares SOA serials (RFC 1982) and asks its name
+/// servers instead.
+#[test]
+fn a_notify_never_moves_dest_to_an_older_serial() {
+    let resolvers = DnsServer::start();
+    resolvers.set_srv(CHILD, 300, &[(10, 10, 3306, "db-old.db.example.com.")]);
+    let primary = DnsServer::start();
+    primary.set_serial(2);
+    primary.set_srv(CHILD, 300, &[(10, 10, 3306, "db-new.db.example.com.")]);
+    let (site, port, d) = parent_and_child(&resolvers, &primary, "");
+    assert!(site.read("haproxy.cfg").contains("db-old"));
+    let notify = |id| {
+        send(
+            "127.0.0.1",
+            port,
+            &notify_msg("example.com.", id).to_vec().unwrap(),
+        )
+        .expect("answered")
+    };
+    notify(1);
+    assert!(
+        wait_until(secs(5.0), || site.read("haproxy.cfg").contains("db-new")
+            && site.reloads() == 2),
+        "{}",
+        d.log()
+    );
+    // The resolvers catch up; the primary is restored from a backup.
+    resolvers.set_srv(CHILD, 300, &[(10, 10, 3306, "db-new.db.example.com.")]);
+    primary.set_serial(1);
+    primary.set_srv(CHILD, 300, &[(10, 10, 3306, "db-old.db.example.com.")]);
+    let asked = resolvers.queries(CHILD, RecordType::SRV);
+    // Past the debounce of the first NOTIFY.
+    std::thread::sleep(secs(1.1));
+    notify(2);
+    assert!(
+        resolvers.wait_queries(CHILD, RecordType::SRV, asked, 1, secs(5.0)),
+        "the name servers were asked instead\n{}",
+        d.log()
+    );
+    assert!(d.wait_log("older than 2", secs(5.0)), "{}", d.log());
+    std::thread::sleep(secs(0.5));
+    assert!(site.read("haproxy.cfg").contains("db-new"), "{}", d.log());
+    assert_eq!(site.reloads(), 2, "{}", d.log());
+}

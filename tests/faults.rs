@@ -271,3 +271,39 @@ fn names_too_long_for_dns_fail_the_lookup_and_keep_the_last_good_dest() {
     assert!(site.read("haproxy.cfg").contains("db-003"));
     assert_eq!(tried, 2);
 }
+
+/// A server that neither holds the name nor recurses answers with a
+/// referral (no answer, AA clear, NS in authority). It is not an empty
+/// answer: even with `allow_empty = true` the last good dest stays, and
+/// /status says what the server did and what to do.
+#[test]
+fn a_referral_is_not_an_empty_answer() {
+    let server = DnsServer::start();
+    two_backends(&server, 0);
+    let site = Site::new();
+    let addr = config_with_status(&site, &server, "allow_empty = true");
+    let d = site.start();
+    assert!(wait_until(secs(5.0), || site.reloads() == 1), "{}", d.log());
+    let good = site.read("haproxy.cfg");
+    server.set_delegated("example.com.");
+    let mut error = String::new();
+    assert!(
+        wait_until(secs(5.0), || {
+            error = status_json(&addr)["templates"][0]["domains"][0]["error"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned();
+            !error.is_empty()
+        }),
+        "{}",
+        d.log()
+    );
+    assert!(error.contains("referral to example.com."), "{error}");
+    assert!(
+        error.contains("list a server that answers for it"),
+        "{error}"
+    );
+    assert_polls(&server, &d, 5, "referrals");
+    assert_eq!(site.read("haproxy.cfg"), good);
+    assert_eq!(site.reloads(), 1);
+}

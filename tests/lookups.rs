@@ -149,3 +149,190 @@ fn with_the_first_nameserver_dead_changes_are_still_followed_every_interval() {
     assert_eq!(status_json(&addr)["Ok"], true);
     drop(dead);
 }
+
+/// Consul DNS by default: 40 instances at TTL 0, shuffled, and over UDP
+/// only what fits the client's EDNS size, without TC. Trusting one UDP
+/// answer would rewrite dest and reload at every poll, each file a random
+/// subset; srvd confirms over TCP, settles on all 40, names the cause once
+/// in the log and in /status with the fix, and rewrites nothing more.
+#[test]
+fn a_server_that_trims_udp_answers_without_tc_causes_no_rewrite() {
+    let server = DnsServer::start();
+    let targets: Vec<String> = (1..=40)
+        .map(|i| format!("mysql-replica-{i:02}.node.dc1.consul."))
+        .collect();
+    let recs: Vec<(u16, u16, u16, &str)> =
+        targets.iter().map(|t| (1, 1, 3306, t.as_str())).collect();
+    server.set_srv(D, 0, &recs);
+    server.set_trim_udp(true);
+    let site = Site::new();
+    let addr = config_with_status(&site, &server, "");
+    site.write(
+        "haproxy.cfg.tmpl",
+        include_str!("fixtures/field/04-consul-udp-trim/t.tmpl"),
+    );
+    let d = site.start();
+    let servers = |site: &Site| site.read("haproxy.cfg").matches("  server ").count();
+    // The first answer is a trimmed one, believed as there is nothing to
+    // compare it with; the second drops targets, is confirmed over TCP and
+    // gives all 40: two writes, two reloads, and no more.
+    assert!(
+        wait_until(secs(10.0), || servers(&site) == 40 && site.reloads() == 2),
+        "dest never held the 40 instances: {}, {} reloads\n{}",
+        servers(&site),
+        site.reloads(),
+        d.log()
+    );
+    let content = site.read("haproxy.cfg");
+    assert_polls(&server, &d, 30, "a trimming server");
+    assert_eq!(site.reloads(), 2, "no reload\n{}", d.log());
+    assert_eq!(site.read("haproxy.cfg"), content, "no rewrite");
+    assert_eq!(
+        d.count("trims its UDP answers"),
+        1,
+        "the cause, logged once\n{}",
+        d.log()
+    );
+    assert!(d.log().contains("net = \"tcp\""), "{}", d.log());
+    let status = status_json(&addr);
+    let warning = status["templates"][0]["domains"][0]["warning"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(warning.contains("net = \"tcp\""), "{status}");
+}
+
+/// A UDP answer that is a real change (a target gone) is confirmed over
+/// TCP and then followed, from a server that does not trim.
+#[test]
+fn a_target_gone_is_confirmed_over_tcp_and_followed() {
+    let (server, site, d) = running("");
+    let tcp_before = server.tcp_queries(D);
+    server.set_srv(D, 0, &[(10, 5, 3306, "db-001.example.com.")]);
+    assert!(
+        wait_until(secs(5.0), || !site.read("haproxy.cfg").contains("db-002")),
+        "{}",
+        d.log()
+    );
+    assert!(server.tcp_queries(D) > tcp_before, "confirmed over TCP");
+    assert_eq!(d.count("trims its UDP answers"), 0, "{}", d.log());
+}
+
+/// Name servers are asked in the order listed, the next one only when one
+/// fails: a faster second server that answers differently (a secondary
+/// lagging behind) is never asked while the first answers, so srvd never
+/// alternates between the two answers.
+#[test]
+fn nameservers_are_asked_in_the_order_given_not_by_speed() {
+    let first = DnsServer::start();
+    two_backends(&first, 0);
+    first.set_delay(std::time::Duration::from_millis(150));
+    let second = DnsServer::start();
+    second.set_srv(D, 0, &[(10, 5, 3306, "db-lagging.example.com.")]);
+    let site = Site::new();
+    basic_config(&site, &first, "");
+    site.set_key("dns_timeout", "\"2s\"");
+    site.set_key(
+        "nameservers",
+        &format!("[{}, {}]", first.toml_addr(), second.toml_addr()),
+    );
+    let d = site.start();
+    assert!(wait_until(secs(5.0), || site.reloads() == 1), "{}", d.log());
+    assert_polls(&first, &d, 20, "two servers");
+    assert_eq!(second.queries(D, RecordType::SRV), 0, "{}", d.log());
+    assert_eq!(site.reloads(), 1);
+    assert!(!site.read("haproxy.cfg").contains("db-lagging"));
+}
+
+/// A SERVFAIL is a failure of that server: the next one is asked, and
+/// the first one again at the next lookup once it answers.
+#[test]
+fn a_servfail_from_the_first_server_hands_over_to_the_second_and_back() {
+    let first = DnsServer::start();
+    two_backends(&first, 0);
+    let second = DnsServer::start();
+    second.set_srv(D, 0, &[(10, 5, 3306, "db-003.example.com.")]);
+    let site = Site::new();
+    basic_config(&site, &first, "");
+    site.set_key(
+        "nameservers",
+        &format!("[{}, {}]", first.toml_addr(), second.toml_addr()),
+    );
+    let d = site.start();
+    assert!(wait_until(secs(5.0), || site.reloads() == 1), "{}", d.log());
+    first.set_mode(D, Mode::ServFail);
+    assert!(
+        wait_until(secs(5.0), || site.read("haproxy.cfg").contains("db-003")),
+        "{}",
+        d.log()
+    );
+    first.set_mode(D, Mode::Normal);
+    assert!(
+        wait_until(secs(5.0), || site.read("haproxy.cfg").contains("db-002")),
+        "{}",
+        d.log()
+    );
+}
+
+/// srvd.toml(5): `dns_timeout` is how long one query waits, `dns_attempts`
+/// how many times it is sent. With the defaults (2 s, 2 attempts) a silent
+/// server gets exactly 2 queries over about 4 s, and the error names the
+/// server, the attempts and the timeout.
+#[test]
+fn a_timeout_takes_what_the_docs_say_and_names_the_servers() {
+    let server = DnsServer::start();
+    two_backends(&server, 0);
+    server.set_mode(D, Mode::Silent);
+    let site = Site::new();
+    let text = basic_config(&site, &server, "")
+        .replace("dns_timeout = \"300ms\"\n", "")
+        .replace("dns_attempts = 1\n", "");
+    site.write("srvd.toml", &text);
+    let started = Instant::now();
+    let out = site.run(&["--oneshot"]);
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert_eq!(server.queries(D, RecordType::SRV), 2, "{stderr}");
+    assert!(
+        (secs(3.8)..secs(6.0)).contains(&took),
+        "took {took:?}\n{stderr}"
+    );
+    assert!(stderr.contains(&server.addr.to_string()), "{stderr}");
+    assert!(stderr.contains("2 attempts of 2s each"), "{stderr}");
+}
+
+/// With two silent servers, each gets `dns_attempts` queries, one at a
+/// time (4 × `dns_timeout` in all), and the error names both.
+#[test]
+fn a_timeout_of_every_server_asks_each_attempts_times_and_names_them_all() {
+    let servers = [DnsServer::start(), DnsServer::start()];
+    for s in &servers {
+        two_backends(s, 0);
+        s.set_mode(D, Mode::Silent);
+    }
+    let site = Site::new();
+    basic_config(&site, &servers[0], "");
+    site.set_key("dns_attempts", "2");
+    site.set_key(
+        "nameservers",
+        &format!("[{}, {}]", servers[0].toml_addr(), servers[1].toml_addr()),
+    );
+    let started = Instant::now();
+    let out = site.run(&["--oneshot"]);
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    for s in &servers {
+        assert_eq!(s.queries(D, RecordType::SRV), 2, "{stderr}");
+        assert!(stderr.contains(&s.addr.to_string()), "{stderr}");
+    }
+    assert!(
+        (secs(1.1)..secs(3.0)).contains(&took),
+        "4 queries of 300 ms one after the other: {took:?}\n{stderr}"
+    );
+    assert!(
+        stderr.contains("2 attempts of 0.3s each, per server"),
+        "{stderr}"
+    );
+}

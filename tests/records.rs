@@ -456,3 +456,96 @@ fn a_target_without_addresses_is_asked_again_after_the_negative_ttl_not_every_cy
         d.log()
     );
 }
+
+/// The SRV name of a Kubernetes headless service (CoreDNS).
+const K8S: &str = "_http._tcp.web.default.svc.cluster.local.";
+
+/// A headless service with two pods, then scaled to zero, where CoreDNS
+/// answers NXDOMAIN for the SRV name (and the pods' names): what dest
+/// holds afterwards under `extra`, and srvd's log. Polls go on meanwhile.
+fn scaled_to_zero(extra: &str) -> (String, String) {
+    let server = DnsServer::start();
+    let pods = [
+        ("10-0-0-1.web.default.svc.cluster.local.", "10.0.0.1"),
+        ("10-0-0-2.web.default.svc.cluster.local.", "10.0.0.2"),
+    ];
+    // The SRV answer lives 2 s, the pods' addresses 0: the pods' names
+    // go NXDOMAIN while the SRV answer is still fresh, as with CoreDNS.
+    server.set_srv(
+        K8S,
+        2,
+        &[(0, 50, 8080, pods[0].0), (0, 50, 8080, pods[1].0)],
+    );
+    for (host, ip) in pods {
+        server.set_a(host, 0, ip.parse().unwrap());
+    }
+    let site = Site::new();
+    basic_config(&site, &server, extra);
+    site.set_key("domain", "\"_http._tcp.web.default.svc.cluster.local\"");
+    site.write(
+        "haproxy.cfg.tmpl",
+        include_str!("fixtures/field/21-k8s-headless-zero-nxdomain/t.tmpl"),
+    );
+    let d = site.start();
+    assert!(
+        wait_until(secs(5.0), || site
+            .read("haproxy.cfg")
+            .matches("server")
+            .count()
+            == 2),
+        "{extra}: two pods first\n{}",
+        d.log()
+    );
+    server.remove_name(K8S);
+    for (host, _) in pods {
+        server.remove_name(host);
+    }
+    let since = server.queries(K8S, RecordType::SRV);
+    assert!(
+        server.wait_queries(K8S, RecordType::SRV, since, 5, secs(15.0)),
+        "{extra}: srvd stopped polling\n{}",
+        d.log()
+    );
+    // The last of those answers has had time to be acted upon.
+    assert!(server.wait_queries(K8S, RecordType::SRV, since, 7, secs(15.0)));
+    (site.read("haproxy.cfg"), d.log())
+}
+
+/// One rule for NXDOMAIN on the SRV name: no instances, like an empty
+/// answer, the same with and without `resolve_targets`. With
+/// `allow_empty = true` the backend empties; without it, the last good
+/// dest stays and the log says NXDOMAIN.
+#[test]
+fn nxdomain_on_the_srv_name_is_no_instances_with_or_without_resolve_targets() {
+    let mut tried = 0;
+    for resolve in [false, true] {
+        let (empty, log) =
+            scaled_to_zero(&format!("allow_empty = true\nresolve_targets = {resolve}"));
+        assert_eq!(
+            empty, "backend app\n",
+            "allow_empty, resolve_targets = {resolve}: emptied\n{log}"
+        );
+        let (kept, log) =
+            scaled_to_zero(&format!("allow_empty = false\nresolve_targets = {resolve}"));
+        assert_eq!(
+            kept.matches("server").count(),
+            2,
+            "no allow_empty, resolve_targets = {resolve}: kept\n{log}"
+        );
+        assert!(log.contains("NXDOMAIN"), "{log}");
+        tried += 1;
+    }
+    assert_eq!(tried, 2);
+}
+
+/// `min_records` holds for NXDOMAIN as for any answer: with
+/// `allow_empty = true` and `min_records = 1`, the last good dest stays.
+#[test]
+fn min_records_keeps_the_last_good_dest_on_nxdomain() {
+    let (kept, log) = scaled_to_zero("allow_empty = true\nmin_records = 1");
+    assert_eq!(kept.matches("server").count(), 2, "{log}");
+    assert!(
+        log.contains("0 records, fewer than min_records = 1"),
+        "{log}"
+    );
+}

@@ -80,6 +80,10 @@ impl Inputs {
         let mut inputs = Vec::with_capacity(t.domains.len());
         let mut errors = Vec::new();
         for (d, status) in t.domains.iter().zip(run.domains.iter_mut()) {
+            status.warning = match answers.get(&d.name) {
+                Some(Ok(answer)) => answer.warning.clone(),
+                _ => None,
+            };
             let result = match answers.get(&d.name) {
                 Some(Ok(answer)) => {
                     records::usable(answer, allow_empty, min_records).map(|()| answer.clone())

@@ -240,6 +240,7 @@ fn domain_statuses(t: &TemplateSettings) -> Vec<DomainStatus> {
             domain: d.text.clone(),
             records: None,
             error: None,
+            warning: None,
         })
         .collect()
 }

@@ -82,6 +82,13 @@ pub struct Answer {
     /// True when the answer had SRV records but none usable, or only ".",
     /// as opposed to no SRV record at all.
     pub had_records: bool,
+    /// True when the server said the name does not exist (NXDOMAIN): no
+    /// instances, ruled by `allow_empty` and `min_records` like an empty
+    /// answer (Kubernetes answers so for a headless service scaled to 0).
+    pub nxdomain: bool,
+    /// Something the operator should fix about the servers, with the fix,
+    /// shown in /status (the cause itself is logged once where found).
+    pub warning: Option<String>,
     /// The targets' addresses that the answer's additional section carried
     /// (RFC 2782 asks servers to add them), by target as in `Srv::target`,
     /// sorted, with their smallest TTL.
@@ -254,7 +261,16 @@ pub fn escaped(name: &Name) -> String {
 /// Why a domain's records cannot be used this time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LookupError {
-    Timeout,
+    /// No server answered: the servers asked (in order), the rounds over
+    /// them, and how long each query waited.
+    Timeout {
+        servers: String,
+        attempts: usize,
+        timeout: std::time::Duration,
+    },
+    /// A server answered with a referral to the zone named (RFC 1034
+    /// 4.3.2): it neither holds the name nor recurses. Not an answer.
+    Referral(String),
     ServFail,
     Refused,
     NxDomain,
@@ -281,7 +297,8 @@ impl LookupError {
     /// A short stable name, for metrics labels and the STATUS line.
     pub fn kind(&self) -> &'static str {
         match self {
-            LookupError::Timeout => "timeout",
+            LookupError::Timeout { .. } => "timeout",
+            LookupError::Referral(_) => "referral",
             LookupError::ServFail => "servfail",
             LookupError::Refused => "refused",
             LookupError::NxDomain => "nxdomain",
@@ -297,7 +314,26 @@ impl LookupError {
 impl std::fmt::Display for LookupError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            LookupError::Timeout => f.write_str("timeout"),
+            LookupError::Timeout {
+                servers,
+                attempts,
+                timeout,
+            } => write!(
+                f,
+                "timeout: no answer from {servers} ({attempts} attempt{} of {}s each{})",
+                if *attempts == 1 { "" } else { "s" },
+                timeout.as_secs_f64(),
+                if servers.contains(',') {
+                    ", per server"
+                } else {
+                    ""
+                }
+            ),
+            LookupError::Referral(zone) => write!(
+                f,
+                "referral to {zone}: the server does not hold the name and does not recurse; \
+                 list a server that answers for it"
+            ),
             LookupError::ServFail => f.write_str("SERVFAIL"),
             LookupError::Refused => f.write_str("REFUSED"),
             LookupError::NxDomain => f.write_str("NXDOMAIN"),
@@ -313,11 +349,14 @@ impl std::fmt::Display for LookupError {
 }
 
 /// Whether a template may render a domain's answer, under its
-/// `allow_empty` and `min_records` rules.
+/// `allow_empty` and `min_records` rules. NXDOMAIN on the SRV name counts
+/// as no records: the same rule with or without `resolve_targets`.
 pub fn usable(answer: &Answer, allow_empty: bool, min_records: usize) -> Result<(), LookupError> {
     let n = answer.records.len();
     if n == 0 && !allow_empty {
-        return Err(if answer.had_records {
+        return Err(if answer.nxdomain {
+            LookupError::NxDomain
+        } else if answer.had_records {
             LookupError::Empty
         } else {
             LookupError::NoRecords
@@ -565,6 +604,16 @@ mod tests {
         let none = answer_from(&name(Q), &[]);
         assert_eq!(usable(&none, false, 0), Err(LookupError::NoRecords));
         assert_eq!(usable(&none, true, 0), Ok(()));
+        let gone = Answer {
+            nxdomain: true,
+            ..Answer::default()
+        };
+        assert_eq!(usable(&gone, false, 0), Err(LookupError::NxDomain));
+        assert_eq!(usable(&gone, true, 0), Ok(()));
+        assert_eq!(
+            usable(&gone, true, 1),
+            Err(LookupError::TooFew { got: 0, min: 1 })
+        );
     }
 
     #[test]

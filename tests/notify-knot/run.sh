@@ -157,8 +157,8 @@ eventually 3 "the reload command ran for mysql.cfg" reloads_are mysql 2
 eventually "$SHOWN" "srvd_notify_accepted_total counts the NOTIFY" metric_is "$ACCEPTED" $((a0 + 1))
 sleep 1
 check "exactly one NOTIFY accepted for the change" metric_is "$ACCEPTED" $((a0 + 1))
-check "srvd_dns_queries_total grew by 2: one SRV query per template in example.com (mysql, redis)" \
-  metric_is "$QUERIES" $((q0 + 2))
+check "srvd_dns_queries_total grew by 4: one SRV and one SOA (the zone's serial) query per template in example.com (mysql, redis)" \
+  metric_is "$QUERIES" $((q0 + 4))
 check "the primary answered those 2 SRV queries: srvd asked it, not its nameservers" \
   [ "$(srv_queries primary example.com)" = $((com0 + 2)) ]
 check "the resolver answered none (no poll, pg not refreshed)" [ "$(resolver_queries)" = "$res0" ]
@@ -188,7 +188,8 @@ eventually "$BOUND" "mysql.cfg lists db-002 alone within ${BOUND}s" servers_are 
 echo "  (rewritten $(secs_since "$t0")s after knotc started)"
 eventually 3 "the reload command ran for mysql.cfg again" reloads_are mysql 3
 sleep 1
-check "srvd_dns_queries_total grew by 2 again" metric_is "$QUERIES" $((q0 + 2))
+check "srvd_dns_queries_total grew by 5: SRV and SOA per template, and mysql's answer (a target gone) confirmed over TCP" \
+  metric_is "$QUERIES" $((q0 + 5))
 check "redis.cfg and pg.cfg were not reloaded" both reloads_are redis 1 -- reloads_are pg 1
 
 # --- 3. a zone no template uses ------------------------------------------------------------

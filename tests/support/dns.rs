@@ -79,6 +79,14 @@ struct State {
     rotate: bool,
     /// Add the SRV targets' A records to the additional section.
     glue: bool,
+    /// Consul's default: UDP answers shuffled and cut to what fits the
+    /// client's EDNS size, without TC.
+    trim_udp: bool,
+    /// Zones delegated away: names in them get a referral (no answer, AA
+    /// clear, the zone's NS in authority), as a parent zone's primary gives.
+    delegated: Vec<Name>,
+    /// The serial of the SOA in negative answers (0 is taken as 1).
+    serial: u32,
     counter: usize,
     queries: Vec<(Name, RecordType, bool)>,
 }
@@ -300,6 +308,26 @@ impl DnsServer {
         self.state.lock().unwrap().glue = on;
     }
 
+    /// Answers like Consul DNS by default: over UDP, the records shuffled
+    /// and only as many as fit the client's EDNS payload size (512 without
+    /// EDNS), with TC clear; over TCP, all of them (shuffled too).
+    pub fn set_trim_udp(&self, on: bool) {
+        self.state.lock().unwrap().trim_udp = on;
+    }
+
+    /// Makes `zone` a child zone delegated elsewhere: queries for names in
+    /// it get a referral (NOERROR, no answer, AA clear, `NS ns.{zone}` in
+    /// authority with its glue), as the parent zone's primary answers.
+    pub fn set_delegated(&self, zone: &str) {
+        self.state.lock().unwrap().delegated.push(name(zone));
+    }
+
+    /// Sets the zone's SOA serial, as given in the authority section of
+    /// negative answers (an SOA query for any existing name gets one).
+    pub fn set_serial(&self, serial: u32) {
+        self.state.lock().unwrap().serial = serial;
+    }
+
     /// Queries received for `domain` of type `rtype` (UDP and TCP).
     pub fn queries(&self, domain: &str, rtype: RecordType) -> usize {
         self.count_queries(domain, |t, _| t == rtype)
@@ -342,14 +370,14 @@ enum Reply {
     Nothing,
 }
 
-fn soa() -> Record {
+fn soa(serial: u32) -> Record {
     Record::from_rdata(
         name("example.com."),
         1,
         RData::SOA(SOA::new(
             name("ns1.example.com."),
             name("hostmaster.example.com."),
-            1,
+            serial.max(1),
             3600,
             600,
             86400,
@@ -390,11 +418,11 @@ fn answer(state: &Arc<Mutex<State>>, packet: &[u8], tcp: bool) -> Reply {
         Mode::ServFail => return code(&mut resp, ResponseCode::ServFail),
         Mode::Refused => return code(&mut resp, ResponseCode::Refused),
         Mode::NxDomain => {
-            resp.add_authority(soa());
+            resp.add_authority(soa(st.serial));
             return code(&mut resp, ResponseCode::NXDomain);
         }
         Mode::NoData => {
-            resp.add_authority(soa());
+            resp.add_authority(soa(st.serial));
             return code(&mut resp, ResponseCode::NoError);
         }
         Mode::Garbage => {
@@ -412,6 +440,21 @@ fn answer(state: &Arc<Mutex<State>>, packet: &[u8], tcp: bool) -> Reply {
         _ => {}
     }
 
+    if let Some(zone) = st.delegated.iter().find(|z| z.zone_of(&qname)) {
+        let ns = name(&format!("ns.{zone}"));
+        resp.metadata.authoritative = false;
+        resp.add_authority(Record::from_rdata(
+            zone.clone(),
+            300,
+            RData::NS(hickory_proto::rr::rdata::NS(ns.clone())),
+        ));
+        resp.add_additional(Record::from_rdata(
+            ns,
+            300,
+            RData::A(A(Ipv4Addr::LOCALHOST)),
+        ));
+        return Reply::Bytes(resp.to_vec().unwrap());
+    }
     if let Some(records) = st.raw.get(&qname) {
         return Reply::Bytes(encode_raw(packet, records));
     }
@@ -470,9 +513,12 @@ fn answer(state: &Arc<Mutex<State>>, packet: &[u8], tcp: bool) -> Reply {
         let k = st.counter % found.len();
         found.rotate_left(k);
     }
+    if st.trim_udp {
+        shuffle(&mut found, st.counter as u64);
+    }
     let exists = !answers.is_empty() || st.records.iter().any(|r| r.name == owner);
     if !exists {
-        resp.add_authority(soa());
+        resp.add_authority(soa(st.serial));
         return code(&mut resp, ResponseCode::NXDomain);
     }
     if mode == Mode::OtherName {
@@ -483,7 +529,7 @@ fn answer(state: &Arc<Mutex<State>>, packet: &[u8], tcp: bool) -> Reply {
     }
     answers.extend(found);
     if answers.is_empty() {
-        resp.add_authority(soa());
+        resp.add_authority(soa(st.serial));
     }
     if st.glue && qtype == RecordType::SRV {
         for a in &answers {
@@ -501,6 +547,13 @@ fn answer(state: &Arc<Mutex<State>>, packet: &[u8], tcp: bool) -> Reply {
         .edns
         .as_ref()
         .map_or(512, |e| e.max_payload().max(512)) as usize;
+    if st.trim_udp && !tcp {
+        while bytes.len() > limit && !resp.answers.is_empty() {
+            resp.answers.pop();
+            resp.additionals.clear();
+            bytes = resp.to_vec().unwrap();
+        }
+    }
     if !tcp && bytes.len() > limit {
         resp.answers.clear();
         resp.additionals.clear();
@@ -515,6 +568,20 @@ fn answer(state: &Arc<Mutex<State>>, packet: &[u8], tcp: bool) -> Reply {
         return Reply::FromOtherPort(bytes);
     }
     Reply::Bytes(bytes)
+}
+
+/// A different order for every `seed` (Fisher-Yates over a 64-bit LCG):
+/// enough randomness for a server that shuffles, without a dependency.
+fn shuffle<T>(items: &mut [T], seed: u64) {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    for i in (1..items.len()).rev() {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        items.swap(i, ((x >> 33) % (i as u64 + 1)) as usize);
+    }
 }
 
 /// Two answers forged for `query`: (the right ID, a wrong ID), each with an
