@@ -266,8 +266,8 @@ their_sockets() {
 }
 check "Knot, Unbound and PowerDNS listen on TCP at $ADDR:$KNOT_PORT, :$UNBOUND_PORT, :$PDNS_PORT and nowhere else" \
   equals "$(printf '%s\n' "$ADDR:$KNOT_PORT" "$ADDR:$UNBOUND_PORT" "$ADDR:$PDNS_PORT")" their_sockets tcp
-check "and on UDP at those three" \
-  bash -c "[ \"\$(ss -Hlun | awk '{ print \$5 }' | grep -cxE '$ADDR:($KNOT_PORT|$UNBOUND_PORT|$PDNS_PORT)')\" = 3 ]"
+udp_served() { [ "$(their_sockets udp | grep -cxE "$ADDR:($KNOT_PORT|$UNBOUND_PORT|$PDNS_PORT)")" = 3 ]; }
+check "and on UDP at those three" udp_served
 check "none of them holds a socket on port 53" lacks ':53$' their_sockets udp
 # Unbound's cache gets example.net's record first; srvd comes 4 s later.
 check "Unbound answers _web._tcp.example.net with web-001 (from Knot)" unbound_serves _web._tcp.example.net web-001.example.net.
