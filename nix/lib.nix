@@ -282,9 +282,12 @@ rec {
     wants = [ "network-online.target" ];
     # srvd.socket, when enabled, must listen before srvd starts, or srvd
     # would bind the status port itself.
+    # After the user and group database too (systemd.special(7), not
+    # pulled in): `owner` and `group` resolve at the first write.
     after = [
       "network-online.target"
       "nss-lookup.target"
+      "nss-user-lookup.target"
       "srvd.socket"
     ];
     wantedBy = [ "multi-user.target" ];

@@ -52,8 +52,9 @@ let
         default = null;
         example = ''
           backend mysql
-          {%- for s in srvs %}
-            server {{ s.host }} {{ s.host }}:{{ s.port }} check
+            option allbackups
+          {%- for s in srvs | haproxy_servers %}
+            server {{ s.name }} {{ s.endpoint }} weight {{ s.weight }} check{% if s.backup %} backup{% endif %}
           {%- endfor %}
         '';
         description = ''
@@ -138,7 +139,7 @@ in
               src = ./haproxy.cfg.tmpl;
               dest = "/etc/haproxy/haproxy.cfg";
               domains = [ "_mysql._tcp.example.com" ];
-              check_cmd = "haproxy -c -q -f {{ src }}";
+              check_cmd = "haproxy -c -f {{ src }}";
               reload_cmd = "systemctl reload haproxy.service";
             }
           ];

@@ -6,6 +6,13 @@
 //! puts it in place, and the directory is fsynced after, so a crash at any
 //! moment leaves dest either the old or the new complete file. A staged file
 //! left by a crash carries a fixed prefix and is removed at the next start.
+//!
+//! The same file in all but its content: a rename puts a new inode in
+//! place, so the staged file first gets dest's mode, owner and extended
+//! attributes (POSIX ACLs are `system.posix_acl_access`, SELinux labels
+//! `security.selinux`), and a rollback carries them back the same way. What
+//! a rename cannot keep is a second path to dest's inode (a hard link, a
+//! bind mount of the file): that dest is refused unless `write = "in-place"`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -14,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::config::Perms;
+use crate::config::{Perms, WriteMode};
 
 /// Prefix of staged files in dest's directory.
 const STAGED_PREFIX: &str = ".srvd-staged-";
@@ -172,9 +179,117 @@ pub fn stage(dest: &Path, content: &[u8], owner: Owner) -> Result<Staged> {
     };
     let what = || format!("writing staged file {}", staged.path.display());
     file.write_all(content).with_context(what)?;
+    copy_xattrs(dest, &file).with_context(|| {
+        format!(
+            "carrying the extended attributes of {} over to its replacement \
+             (ACLs, SELinux labels); {} left as it was",
+            dest.display(),
+            dest.display()
+        )
+    })?;
+    // After the attributes: an ACL copied over carries the old mode bits,
+    // which the wanted mode then replaces (chmod rewrites the ACL's owner,
+    // mask and other entries, and keeps its named users and groups).
     set_owner(&file, owner).with_context(what)?;
     file.sync_all().with_context(what)?;
     Ok(staged)
+}
+
+/// Attributes that describe the content, not the file: the kernel computes
+/// them for the new content (IMA/EVM), so copying the old ones would lie.
+const CONTENT_BOUND_XATTRS: &[&str] = &["security.ima", "security.evm"];
+
+/// Gives `to` every extended attribute `from` has (nothing when `from` does
+/// not exist or its filesystem has none). An attribute `to` already has with
+/// the same value (an SELinux label from the directory's default) is left
+/// alone. Errors name the attribute: a file that would lose an ACL or a
+/// label never replaces dest.
+fn copy_xattrs(from: &Path, to: &File) -> io::Result<()> {
+    use xattr::FileExt;
+    let source = match File::open(from) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let names = match source.list_xattr() {
+        Ok(names) => names,
+        Err(e) if e.raw_os_error() == Some(nix::libc::ENOTSUP) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for name in names {
+        if CONTENT_BOUND_XATTRS.iter().any(|c| name == *c) {
+            continue;
+        }
+        let named =
+            |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", name.to_string_lossy()));
+        let Some(value) = source.get_xattr(&name).map_err(named)? else {
+            continue;
+        };
+        if to.get_xattr(&name).ok().flatten().as_deref() != Some(value.as_slice()) {
+            to.set_xattr(&name, &value).map_err(named)?;
+        }
+    }
+    Ok(())
+}
+
+/// Another path to dest's inode, which a rename would leave on the old
+/// content: `Some(description)` when dest has more than one hard link, or
+/// when a mount in srvd's mount namespace shows dest's file elsewhere (a
+/// single-file bind mount, proc_pid_mountinfo(5)). Dest being itself a
+/// mount point is not sharing: rename(2) fails with EBUSY there and dest is
+/// written in place. A bind mount made in another namespace (a container's)
+/// is invisible from here; docs/configuration.md says what to do.
+pub fn shared_inode(dest: &Path) -> Option<String> {
+    let meta = fs::metadata(dest).ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    if meta.nlink() > 1 {
+        return Some(format!("it has {} hard links", meta.nlink()));
+    }
+    let here = fs::canonicalize(dest).ok()?;
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let dev = (nix::libc::major(meta.dev()), nix::libc::minor(meta.dev()));
+    mountinfo.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let (majmin, root, point) = (fields.get(2)?, fields.get(3)?, fields.get(4)?);
+        // Only mounts of dest's own filesystem, and not of a whole one: no
+        // stat(2) of an unrelated (perhaps hung network) mount.
+        let (major, minor) = majmin.split_once(':')?;
+        if (major.parse().ok()?, minor.parse().ok()?) != dev || *root == "/" {
+            return None;
+        }
+        let point = PathBuf::from(unescape_mountinfo(point));
+        let m = fs::metadata(&point).ok()?;
+        (m.ino() == meta.ino() && m.dev() == meta.dev() && point != here)
+            .then(|| format!("it is also mounted at {}", point.display()))
+    })
+}
+
+/// Mount points in mountinfo escape space, tab, newline and backslash as
+/// `\ooo` octal.
+fn unescape_mountinfo(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes.get(i + 1..i + 4).and_then(|d| {
+            std::str::from_utf8(d)
+                .ok()
+                .and_then(|d| u8::from_str_radix(d, 8).ok())
+        });
+        match (bytes[i], octal) {
+            (b'\\', Some(b)) => {
+                out.push(b);
+                i += 4;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn set_owner(file: &File, owner: Owner) -> io::Result<()> {
@@ -207,11 +322,32 @@ pub enum Method {
     Rename,
     /// rename(2) failed with EBUSY (dest is a bind mount): written in place.
     InPlace,
+    /// Written in place as `write = "in-place"` asks.
+    InPlaceAsked,
 }
 
-/// Puts the staged file in place of dest and makes the change durable.
-pub fn replace(mut staged: Staged) -> Result<Method> {
+/// Puts the staged file in place of dest and makes the change durable, by
+/// `write`'s method. Errors: with `Rename`, a dest that shares its inode
+/// with another path ([`shared_inode`]) is left as it is, and the message
+/// names the other path and the two ways out.
+pub fn replace(mut staged: Staged, write: WriteMode) -> Result<Method> {
     let dest = staged.dest.clone();
+    if write == WriteMode::InPlace && dest.exists() {
+        let content = fs::read(&staged.path)
+            .with_context(|| format!("reading back {}", staged.path.display()))?;
+        let owner = owner_of(&fs::metadata(&staged.path)?);
+        write_in_place(&dest, &content, owner)?;
+        return Ok(Method::InPlaceAsked);
+    }
+    if let Some(shared) = shared_inode(&dest) {
+        anyhow::bail!(
+            "{} shares its inode with another path ({shared}): a rename would leave that \
+             path on the old content, so dest was left as it was; set write = \"in-place\" \
+             for this template to update every path (readers may then see a partial \
+             file), or remove the other path",
+            dest.display()
+        );
+    }
     match fs::rename(&staged.path, &dest) {
         Ok(()) => {
             staged.done = true;
@@ -270,13 +406,14 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .with_context(|| format!("syncing directory {}", dir.display()))
 }
 
-/// Puts back what dest held before a change: the old content (atomically, as
-/// any change), or no file at all if there was none.
-pub fn restore(dest: &Path, previous: Option<&DestFile>) -> Result<()> {
+/// Puts back what dest held before a change: the old content (by `write`'s
+/// method, as any change, with the attributes dest has now), or no file at
+/// all if there was none.
+pub fn restore(dest: &Path, previous: Option<&DestFile>, write: WriteMode) -> Result<()> {
     match previous {
         Some(old) => {
             let staged = stage(dest, &old.content, old.owner)?;
-            replace(staged).map(|_| ())
+            replace(staged, write).map(|_| ())
         }
         None => match fs::remove_file(dest) {
             Ok(()) => sync_dir(parent(dest)),
@@ -368,7 +505,7 @@ mod tests {
         assert!(staged.path().to_string_lossy().ends_with("-haproxy.cfg"));
         assert_eq!(fs::read(staged.path()).unwrap(), b"new content");
         assert_eq!(fs::read(&dest).unwrap(), b"old");
-        assert_eq!(replace(staged).unwrap(), Method::Rename);
+        assert_eq!(replace(staged, WriteMode::Rename).unwrap(), Method::Rename);
         let now = read_dest(&dest).unwrap().unwrap();
         assert_eq!(now.content, b"new content");
         assert_eq!(now.owner.mode, 0o640);
@@ -449,9 +586,9 @@ mod tests {
                 ..me()
             },
         };
-        restore(&dest, Some(&old)).unwrap();
+        restore(&dest, Some(&old), WriteMode::Rename).unwrap();
         assert_eq!(read_dest(&dest).unwrap().unwrap(), old);
-        restore(&dest, None).unwrap();
+        restore(&dest, None, WriteMode::Rename).unwrap();
         assert!(!dest.exists());
     }
 
@@ -485,6 +622,101 @@ mod tests {
         assert!(dir.path().join(".srvd-reload-pending-haproxy.cfg").exists());
         clear_reload_owed(&dest);
         assert!(!reload_owed(&dest));
+    }
+
+    /// A POSIX ACL as the kernel stores it (acl(5), xattr format version 2):
+    /// owner rw, user `uid` r, group r, mask r, other nothing: `0640` with
+    /// `setfacl -m u:UID:r`.
+    pub fn acl_user_read(uid: u32) -> Vec<u8> {
+        let mut acl = 2u32.to_le_bytes().to_vec();
+        for (tag, perm, id) in [
+            (0x01u16, 6u16, u32::MAX),
+            (0x02, 4, uid),
+            (0x04, 4, u32::MAX),
+            (0x10, 4, u32::MAX),
+            (0x20, 0, u32::MAX),
+        ] {
+            acl.extend(tag.to_le_bytes());
+            acl.extend(perm.to_le_bytes());
+            acl.extend(id.to_le_bytes());
+        }
+        acl
+    }
+
+    #[test]
+    fn acls_and_xattrs_survive_a_replace_and_a_restore() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("haproxy.cfg");
+        fs::write(&dest, "old").unwrap();
+        fs::set_permissions(&dest, fs::Permissions::from_mode(0o640)).unwrap();
+        let acl = acl_user_read(65534);
+        xattr::set(&dest, "system.posix_acl_access", &acl).unwrap();
+        xattr::set(&dest, "user.origin", b"puppet").unwrap();
+        let old = read_dest(&dest).unwrap().unwrap();
+        let staged = stage(&dest, b"new", old.owner).unwrap();
+        replace(staged, WriteMode::Rename).unwrap();
+        let attrs = |p: &Path| {
+            (
+                xattr::get(p, "system.posix_acl_access").unwrap(),
+                xattr::get(p, "user.origin").unwrap(),
+            )
+        };
+        assert_eq!(fs::read(&dest).unwrap(), b"new");
+        assert_eq!(attrs(&dest), (Some(acl.clone()), Some(b"puppet".to_vec())));
+        restore(&dest, Some(&old), WriteMode::Rename).unwrap();
+        assert_eq!(read_dest(&dest).unwrap().unwrap(), old);
+        assert_eq!(attrs(&dest), (Some(acl), Some(b"puppet".to_vec())));
+    }
+
+    #[test]
+    fn a_hard_linked_dest_is_refused_by_rename_and_written_in_place_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("haproxy.cfg");
+        let other = dir.path().join("chroot.cfg");
+        fs::write(&dest, "old").unwrap();
+        fs::hard_link(&dest, &other).unwrap();
+        assert_eq!(shared_inode(&dest).as_deref(), Some("it has 2 hard links"));
+        let staged = stage(&dest, b"new", me()).unwrap();
+        let err = format!("{:#}", replace(staged, WriteMode::Rename).unwrap_err());
+        assert!(
+            err.contains("shares its inode with another path (it has 2 hard links)"),
+            "{err}"
+        );
+        assert!(err.contains("write = \"in-place\""), "{err}");
+        assert_eq!(fs::read(&dest).unwrap(), b"old");
+        let staged = stage(&dest, b"new", me()).unwrap();
+        assert_eq!(
+            replace(staged, WriteMode::InPlace).unwrap(),
+            Method::InPlaceAsked
+        );
+        assert_eq!(fs::read(&other).unwrap(), b"new");
+        assert_eq!(fs::metadata(&dest).unwrap().nlink(), 2);
+        let old = DestFile {
+            content: b"old".to_vec(),
+            owner: me(),
+        };
+        restore(&dest, Some(&old), WriteMode::InPlace).unwrap();
+        assert_eq!(fs::read(&other).unwrap(), b"old");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            2,
+            "no staged file left"
+        );
+    }
+
+    #[test]
+    fn a_lone_file_shares_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("d");
+        assert_eq!(shared_inode(&dest), None, "absent");
+        fs::write(&dest, "x").unwrap();
+        assert_eq!(shared_inode(&dest), None);
+    }
+
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(unescape_mountinfo(r"/a\040b\011c\134d"), "/a b\tc\\d");
+        assert_eq!(unescape_mountinfo(r"/plain\"), "/plain\\");
     }
 
     #[test]

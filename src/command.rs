@@ -152,6 +152,11 @@ pub enum Failure {
     Spawn(std::io::Error),
     /// It ran and exited non-zero or was killed by a signal.
     Exit(ExitStatus),
+    /// The same, without a line of output: the log cannot say why. `quiet`:
+    /// it was run with `-q`/`--quiet`, which is what makes `haproxy -c -q`
+    /// print nothing on every error (HAProxy 2.6), so the message says how
+    /// to get the reason.
+    Silent { status: ExitStatus, quiet: bool },
     /// It ran past its timeout; its whole process group was killed.
     Timeout(Duration),
     /// srvd is stopping; the command's process group was killed.
@@ -170,6 +175,20 @@ impl fmt::Display for Failure {
                 (None, Some(sig)) => write!(f, "was killed by signal {sig}"),
                 _ => write!(f, "failed ({status})"),
             },
+            Failure::Silent { status, quiet } => {
+                write!(
+                    f,
+                    "{} and printed nothing, so the log cannot say why",
+                    Failure::Exit(*status)
+                )?;
+                if *quiet {
+                    f.write_str(
+                        "; it runs with a quiet flag, which hides the reason: drop it \
+                         (`haproxy -c -q` prints nothing on errors: use `haproxy -c`)",
+                    )?;
+                }
+                Ok(())
+            }
             Failure::Timeout(d) => write!(
                 f,
                 "timed out after {} and was killed",
@@ -250,8 +269,15 @@ pub async fn run(
     }
     output.finish();
     output.log(label, result.is_ok());
+    let result = match result {
+        Err(Failure::Exit(status)) if output.lines().next().is_none() => {
+            let quiet = argv.iter().any(|a| a == "-q" || a == "--quiet");
+            Err(Failure::Silent { status, quiet })
+        }
+        other => other,
+    };
     if let Some(pgid) = pgid {
-        if result.is_ok() || matches!(result, Err(Failure::Exit(_))) {
+        if result.is_ok() || matches!(result, Err(Failure::Exit(_) | Failure::Silent { .. })) {
             reap_at_deadline(pgid, deadline, label);
         }
     }

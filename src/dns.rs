@@ -39,20 +39,10 @@ impl Resolver {
     /// The resolver for polling: `nameservers`, or those of `resolv_conf`.
     pub fn new(dns: &DnsSettings) -> Result<Self> {
         let servers = match &dns.servers {
-            Servers::List(list) => list.clone(),
-            Servers::ResolvConf(path) => {
-                let text = std::fs::read(path)
-                    .with_context(|| format!("reading resolv_conf {}", path.display()))?;
-                let (config, _) = hickory_resolver::system_conf::parse_resolv_conf(text)
-                    .with_context(|| format!("parsing resolv_conf {}", path.display()))?;
-                config
-                    .name_servers()
-                    .iter()
-                    .map(|ns| SocketAddr::new(ns.ip, 53))
-                    .collect()
-            }
+            Servers::List(list) => list,
+            Servers::ResolvConf { listed, .. } => listed,
         };
-        Self::with_servers(&servers, dns)
+        Self::with_servers(servers, dns)
     }
 
     /// A resolver that asks exactly `servers`, in order.

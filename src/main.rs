@@ -80,7 +80,12 @@ fn migrate_template(path: &std::path::Path) -> Result<u8> {
     }
 }
 
-/// `srvd check`: the config and every template load.
+/// `srvd check`: refuses what start-up or a first render would refuse. The
+/// config and every template load and render against sample records
+/// (`engine::load`, as at start), and against the zone file's records when
+/// there is one; what may come right later (a command not installed yet,
+/// an owner that does not resolve yet, a domain the zone file lacks) is a
+/// warning.
 fn check(path: &std::path::Path) -> Result<u8> {
     let loaded = engine::load(path, Flags::default())?;
     for t in &loaded.settings.templates {
@@ -91,6 +96,22 @@ fn check(path: &std::path::Path) -> Result<u8> {
                     log::warn!("{}: `{key}`: {problem}", t.name);
                 }
             }
+        }
+        for problem in t.perms.unresolved() {
+            log::warn!(
+                "{}: {problem}: srvd starts, and this template fails (and retries) until it resolves",
+                t.name
+            );
+        }
+    }
+    if let srvd::config::RecordSource::ZoneFile(zone) = &loaded.settings.source {
+        let problems = render_zone(&loaded, zone);
+        if !problems.is_empty() {
+            return Err(ConfigError {
+                path: path.display().to_string(),
+                problems,
+            }
+            .into());
         }
     }
     let names: Vec<&str> = loaded
@@ -107,6 +128,54 @@ fn check(path: &std::path::Path) -> Result<u8> {
         names.join(", ")
     );
     Ok(0)
+}
+
+/// Renders every template against the records of the zone file at `zone`,
+/// as its first render will. Returns the templates that fail to render; a
+/// domain whose records cannot be used is a warning (the daemon retries it).
+fn render_zone(loaded: &engine::Loaded, zone: &std::path::Path) -> Vec<String> {
+    use srvd::records::{self, Srv};
+    let file = srvd::zone::ZoneFile::open(zone);
+    let host = srvd::render::host_name();
+    let mut problems = Vec::new();
+    'templates: for (i, t) in loaded.settings.templates.iter().enumerate() {
+        let mut sets: Vec<Vec<Srv>> = Vec::new();
+        for d in &t.domains {
+            let answer = file
+                .srv(&d.name)
+                .and_then(|a| records::usable(&a, t.allow_empty, t.min_records).map(|()| a));
+            let mut answer = match answer {
+                Ok(a) => a,
+                Err(e) => {
+                    log::warn!("{}: {}: {e} in {}", t.name, d.text, zone.display());
+                    continue 'templates;
+                }
+            };
+            if t.resolve_targets {
+                answer.records.retain_mut(|r| {
+                    let addrs = hickory_proto::rr::Name::from_ascii(&r.target)
+                        .ok()
+                        .and_then(|n| file.addrs(&n).ok())
+                        .map(|(addrs, _)| addrs)
+                        .unwrap_or_default();
+                    r.set_addrs(&addrs);
+                    !addrs.is_empty()
+                });
+            }
+            sets.push(answer.records);
+        }
+        let domains: Vec<(&str, &[Srv])> = (t.domains.iter().zip(&sets))
+            .map(|(d, r)| (d.text.as_str(), r.as_slice()))
+            .collect();
+        if let Err(e) = loaded.renderer.render(i, &domains, &host) {
+            problems.push(format!(
+                "template {:?} fails to render with the records of {}: {e}",
+                t.name,
+                zone.display()
+            ));
+        }
+    }
+    problems
 }
 
 /// Why `program` would not run, if it is plainly missing.

@@ -25,7 +25,9 @@ pub struct Renderer {
 }
 
 impl Renderer {
-    /// Reads and compiles each template's `src`.
+    /// Reads and compiles each template's `src`, and renders each against
+    /// sample records (`try_samples`): what fails with any records is
+    /// refused here, not at the first render.
     pub fn load(templates: &[TemplateSettings]) -> Result<Self, Vec<String>> {
         let mut sources = Vec::new();
         let mut errors = Vec::new();
@@ -42,7 +44,15 @@ impl Renderer {
         if !errors.is_empty() {
             return Err(errors);
         }
-        Self::from_sources(sources)
+        let renderer = Self::from_sources(sources)?;
+        let errors: Vec<String> = (templates.iter().enumerate())
+            .filter_map(|(i, t)| renderer.try_samples(i, t).err())
+            .collect();
+        if errors.is_empty() {
+            Ok(renderer)
+        } else {
+            Err(errors)
+        }
     }
 
     /// Compiles templates given as (name, text) pairs, in config order.
@@ -111,6 +121,65 @@ impl Renderer {
             )),
         }
     }
+}
+
+impl Renderer {
+    /// Renders template `index` (of `t`) against sample records that use
+    /// every field a record can have (`addrs` only with `resolve_targets`,
+    /// as lookups give it), and against no records where `allow_empty`
+    /// allows that: a template that uses a field records do not have
+    /// (`{{ s.hostname }}`) is refused when the config loads, not at its
+    /// first render. The error names the template and Tera's line.
+    pub fn try_samples(&self, index: usize, t: &TemplateSettings) -> Result<(), String> {
+        let records = sample_records(t.resolve_targets);
+        let mut sets: Vec<(&str, &[Srv])> = vec![("sample records", &records)];
+        if t.allow_empty {
+            sets.push(("no records (`allow_empty`)", &[]));
+        }
+        for (what, set) in sets {
+            let domains: Vec<(&str, &[Srv])> =
+                t.domains.iter().map(|d| (d.text.as_str(), set)).collect();
+            self.render(index, &domains, "host.example.com")
+                .map_err(|e| {
+                    format!(
+                        "template {} (`src` of {:?}) fails to render with {what}: {e} \
+                         (the fields of a record are in docs/templates.md)",
+                        t.src.display(),
+                        t.name
+                    )
+                })?;
+        }
+        Ok(())
+    }
+}
+
+/// Two records with every field set, as a lookup would give them: one
+/// active, one of lower priority with weight 0.
+pub fn sample_records(with_addrs: bool) -> Vec<Srv> {
+    [
+        (10, 10, 3306, "db-001.example.com", "192.0.2.11"),
+        (20, 0, 3307, "db-002.example.com", "2001:db8::12"),
+    ]
+    .into_iter()
+    .map(|(priority, weight, port, host, addr)| {
+        let mut r = Srv {
+            target: format!("{host}."),
+            host: host.to_owned(),
+            port,
+            priority,
+            weight,
+            ttl: 30,
+            endpoint: format!("{host}.:{port}"),
+            addrs: None,
+        };
+        if with_addrs {
+            if let Ok(ip) = addr.parse() {
+                r.set_addrs(&[ip]);
+            }
+        }
+        r
+    })
+    .collect()
 }
 
 /// Where a template uses Go text/template syntax (the Go srvd's templates).
@@ -218,6 +287,7 @@ fn new_tera() -> Tera {
     tera.register_filter("rotate", rotate);
     tera.register_filter("ipv4_to_int", ipv4_to_int);
     tera.register_filter("hex_to_int", hex_to_int);
+    tera.register_filter("haproxy_servers", crate::haproxy::template::filter);
     tera.register_function("hostname", |_: Kwargs, _: &State| host_name());
     tera.register_function("interface_addrs", |_: Kwargs, _: &State| interface_addrs());
     tera.register_function("ipv4s_by_interface", |_: Kwargs, _: &State| {

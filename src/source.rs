@@ -87,8 +87,32 @@ pub struct Fetched {
     pub asked: bool,
 }
 
+/// Where `source` takes records from, for the log: "name servers
+/// 127.0.0.1:53 (resolv_conf /etc/resolv.conf)" or "zone file PATH".
+pub fn describe(source: &RecordSource) -> String {
+    use crate::config::Servers;
+    let list = |l: &[SocketAddr]| {
+        l.iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match source {
+        RecordSource::Dns(dns) => match &dns.servers {
+            Servers::List(l) => format!("name servers {} (nameservers)", list(l)),
+            Servers::ResolvConf { path, listed } => format!(
+                "name servers {} (resolv_conf {})",
+                list(listed),
+                path.display()
+            ),
+        },
+        RecordSource::ZoneFile(path) => format!("zone file {}", path.display()),
+    }
+}
+
 impl Source {
     pub fn new(source: &RecordSource) -> Result<Self> {
+        log::debug!("records from {}", describe(source));
         let backend = match source {
             RecordSource::Dns(dns) => {
                 let queries = Arc::new(AtomicU64::new(0));

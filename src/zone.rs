@@ -18,6 +18,9 @@ mod parse;
 pub struct ZoneFile {
     path: PathBuf,
     stamp: Option<Stamp>,
+    /// A hash of the bytes last parsed: a file read again for want of a
+    /// trusted stamp is parsed again only when its content changed.
+    digest: Option<u64>,
     zone: Result<Zone, String>,
 }
 
@@ -33,20 +36,34 @@ impl ZoneFile {
         let mut z = ZoneFile {
             path: path.to_owned(),
             stamp: None,
+            digest: None,
             zone: Err("not read yet".into()),
         };
         z.refresh();
         z
     }
 
-    /// Re-reads the file if it changed on disk. Returns true when it did.
+    /// Re-reads the file if it may have changed on disk (its stamp moved, or
+    /// is too recent to be trusted, see `Stamp`). Returns true when its
+    /// content changed.
     pub fn refresh(&mut self) -> bool {
         let stamp = Stamp::of(&self.path);
         if stamp.is_some() && stamp == self.stamp {
             return false;
         }
         self.stamp = stamp;
-        self.zone = read(&self.path);
+        let bytes = std::fs::read(&self.path);
+        let digest = bytes.as_ref().ok().map(|b| {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            b.hash(&mut h);
+            h.finish()
+        });
+        if digest.is_some() && digest == self.digest {
+            return false;
+        }
+        self.digest = digest;
+        self.zone = read(&self.path, bytes);
         // Not logged here: the lookups that fail with it are, once per new
         // error text, with the template that needs the file.
         if let Err(e) = &self.zone {
@@ -114,11 +131,12 @@ impl ZoneFile {
     }
 }
 
-/// Reads and parses the file at `path`; the error names the file and, for a
-/// fault in its text, the line.
-fn read(path: &Path) -> Result<Zone, String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("zone_file {}: {e}", path.display()))?;
+/// Parses the file at `path` from `bytes` (its content as read); the error
+/// names the file and, for a fault in its text, the line.
+fn read(path: &Path, bytes: std::io::Result<Vec<u8>>) -> Result<Zone, String> {
+    let text = bytes
+        .and_then(|b| String::from_utf8(b).map_err(std::io::Error::other))
+        .map_err(|e| format!("zone_file {}: {e}", path.display()))?;
     parse::parse(&text, path)
 }
 
@@ -155,11 +173,13 @@ mod tests {
             _a._tcp IN SRV 10 5 notaport db-002\n\
             db-001 IN A 10.0.0.1\n";
         std::fs::write(&path, text).unwrap();
-        let e = read(&path).err().expect("a broken file is refused");
+        let e = read(&path, std::fs::read(&path))
+            .err()
+            .expect("a broken file is refused");
         assert!(e.contains("bad.zone: line 9: "), "{e}");
         // Without a final newline, and on the last line.
         std::fs::write(&path, "$ORIGIN example.com.\n_a._tcp IN SRV 1 2 x y").unwrap();
-        let e = read(&path).err().expect("refused");
+        let e = read(&path, std::fs::read(&path)).err().expect("refused");
         assert!(e.contains(": line 2: "), "{e}");
     }
 

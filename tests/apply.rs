@@ -293,3 +293,183 @@ fn kill_9_during_applies_leaves_a_complete_file() {
     )
     .is_empty()));
 }
+
+/// What the field cases' template renders for their zone's one record.
+const DB1: &str = "server db-001.example.com:3306\n\n";
+
+/// Copies a field case's files (srvd.toml, template, zone file) from
+/// tests/fixtures/field/ into a new site, polling every 100 ms.
+fn field_site(case: &str) -> Site {
+    let site = Site::new();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/field");
+    for e in std::fs::read_dir(dir.join(case)).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), site.path(e.file_name().to_str().unwrap())).unwrap();
+    }
+    site.set_key("interval", "\"100ms\"");
+    std::fs::create_dir_all(site.path("out")).unwrap();
+    site
+}
+
+/// Replaces the site's zone file as the docs say: a new file renamed over.
+fn set_zone(site: &Site, records: &str) {
+    let head = "$ORIGIN example.com.\n$TTL 30\n@ IN SOA ns1 hostmaster 1 3600 600 86400 30\n";
+    site.write("zone.new", &format!("{head}{records}"));
+    std::fs::rename(site.path("zone.new"), site.path("example.com.zone")).unwrap();
+}
+
+/// `setfacl -m u:UID:r` on a 0640 file, as the kernel stores it (acl(5)):
+/// owner rw, user UID r, group r, mask r, other nothing.
+fn acl_user_read(uid: u32) -> Vec<u8> {
+    let mut acl = 2u32.to_le_bytes().to_vec();
+    for (tag, perm, id) in [
+        (0x01u16, 6u16, u32::MAX),
+        (0x02, 4, uid),
+        (0x04, 4, u32::MAX),
+        (0x10, 4, u32::MAX),
+        (0x20, 0, u32::MAX),
+    ] {
+        acl.extend(tag.to_le_bytes());
+        acl.extend(perm.to_le_bytes());
+        acl.extend(id.to_le_bytes());
+    }
+    acl
+}
+
+#[test]
+fn an_acl_and_xattrs_on_dest_survive_a_change_and_a_rollback() {
+    // dest is 0640 plus an ACL letting the reading service's user in: the
+    // rename used to drop it, and so did the rollback.
+    let site = field_site("22-acl-lost-on-rewrite");
+    site.set_commands(None, Some(&site.reload_cmd()));
+    let dest = site.write("out/haproxy.cfg", "server old:1\n");
+    std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let acl = acl_user_read(65534);
+    xattr::set(&dest, "system.posix_acl_access", &acl).unwrap();
+    xattr::set(&dest, "user.managed-by", b"srvd").unwrap();
+    let attrs = || {
+        (
+            xattr::get(&dest, "system.posix_acl_access").unwrap(),
+            xattr::get(&dest, "user.managed-by").unwrap(),
+            std::fs::metadata(&dest).unwrap().mode() & 0o7777,
+        )
+    };
+    let want = (Some(acl.clone()), Some(b"srvd".to_vec()), 0o640);
+    let d = site.start();
+    assert!(wait_until(secs(5.0), || site.reloads() == 1), "{}", d.log());
+    assert_eq!(site.read("out/haproxy.cfg"), DB1);
+    assert_eq!(attrs(), want, "after the change");
+
+    // A change whose reload fails: rolled back, still with its ACL.
+    site.write("reload.fail", "");
+    set_zone(&site, "_mysql._tcp IN SRV 10 10 3306 db-002\n");
+    assert!(
+        d.wait_log("rolled back to the previous content", secs(5.0)),
+        "{}",
+        d.log()
+    );
+    assert_eq!(site.read("out/haproxy.cfg"), DB1);
+    assert_eq!(attrs(), want, "after the rollback");
+}
+
+/// The hard-link half of the shared-inode case: out/haproxy.cfg is also
+/// chroot/haproxy.cfg.
+fn hard_linked_site() -> Site {
+    let site = field_site("24-dest-inode-shared");
+    std::fs::create_dir_all(site.path("chroot")).unwrap();
+    site.write("out/haproxy.cfg", "server old:1\n");
+    std::fs::hard_link(
+        site.path("out/haproxy.cfg"),
+        site.path("chroot/haproxy.cfg"),
+    )
+    .unwrap();
+    // The case's reload prints what the chroot sees; relative to the site.
+    let reload = format!(
+        "sh -c 'echo hard link sees: $(cat {}/chroot/haproxy.cfg)'",
+        site.dir.path().display()
+    );
+    site.set_commands(None, Some(&reload));
+    site
+}
+
+#[test]
+fn a_hard_linked_dest_is_never_split_silently() {
+    let site = hard_linked_site();
+    let port = free_port();
+    let text = site.read("srvd.toml").replace("nohttpd = true\n", "");
+    site.write("srvd.toml", &format!("status_port = {port}\n{text}"));
+    let d = site.start();
+    assert!(
+        d.wait_log(
+            "shares its inode with another path (it has 2 hard links)",
+            secs(5.0)
+        ),
+        "{}",
+        d.log()
+    );
+    assert!(d.log().contains("write = \"in-place\""), "{}", d.log());
+    let status = status_json(&format!("127.0.0.1:{port}"));
+    let t = &status["templates"][0];
+    assert_eq!(t["ok"], false, "{status}");
+    assert!(
+        t["error"].as_str().unwrap().contains("it has 2 hard links"),
+        "{status}"
+    );
+    // Nothing split, nothing reloaded: both paths still one file.
+    assert_eq!(site.read("out/haproxy.cfg"), "server old:1\n");
+    assert_eq!(
+        std::fs::metadata(site.path("out/haproxy.cfg"))
+            .unwrap()
+            .nlink(),
+        2
+    );
+    assert_eq!(d.count("hard link sees"), 0, "{}", d.log());
+}
+
+#[test]
+fn write_in_place_updates_every_path_to_a_hard_linked_dest() {
+    let site = hard_linked_site();
+    site.set_key("write", "\"in-place\"");
+    let d = site.start();
+    assert!(
+        d.wait_log("hard link sees: server db-001.example.com:3306", secs(5.0)),
+        "{}",
+        d.log()
+    );
+    assert_eq!(site.read("chroot/haproxy.cfg"), DB1);
+    assert_eq!(
+        std::fs::metadata(site.path("out/haproxy.cfg"))
+            .unwrap()
+            .nlink(),
+        2
+    );
+    assert!(!d.log().contains("shares its inode"), "{}", d.log());
+}
+
+#[test]
+fn an_in_place_rollback_reaches_every_path_too() {
+    // Not a field case: with write = "in-place", a failed reload puts the
+    // previous content back into the same inode, so the chroot follows.
+    let site = hard_linked_site();
+    site.set_key("write", "\"in-place\"");
+    site.set_commands(None, Some(&site.reload_cmd()));
+    let d = site.start();
+    assert!(wait_until(secs(5.0), || site.reloads() == 1), "{}", d.log());
+    site.write("reload.fail", "");
+    set_zone(&site, "_mysql._tcp IN SRV 10 10 3306 db-002\n");
+    assert!(
+        d.wait_log("rolled back to the previous content", secs(5.0)),
+        "{}",
+        d.log()
+    );
+    for path in ["out/haproxy.cfg", "chroot/haproxy.cfg"] {
+        assert_eq!(site.read(path), DB1, "{path}");
+    }
+    assert_eq!(
+        std::fs::metadata(site.path("chroot/haproxy.cfg"))
+            .unwrap()
+            .nlink(),
+        2
+    );
+    assert!(files_with_prefix(&site.path("out"), ".srvd-staged-").is_empty());
+}

@@ -386,11 +386,11 @@ fn the_bundled_example_runs_without_a_dns_server() {
     );
     let cfg = site.read("out/haproxy.cfg");
     assert!(
-        cfg.contains("server db-001.example.com 127.0.0.11:3306 check\n"),
+        cfg.contains("server db-001.example.com:3306 127.0.0.11:3306 weight 256 check\n"),
         "{cfg}"
     );
     assert!(
-        cfg.contains("server db-003.example.com 127.0.0.13:3306 check backup\n"),
+        cfg.contains("server db-003.example.com:3306 127.0.0.13:3306 weight 256 check backup\n"),
         "{cfg}"
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("echo (stdout): reloading haproxy"));

@@ -284,3 +284,47 @@ fn a_reload_that_cannot_be_started_is_rolled_back() {
     ];
     assert_eq!(cannot_start(&cases), 2);
 }
+
+#[test]
+fn a_check_that_fails_without_a_word_is_named_as_silent_and_a_loud_one_is_logged() {
+    // `haproxy -c -q` prints nothing when it refuses a file (HAProxy 2.6):
+    // the log must say that nothing explains the failure, and what to use.
+    let server = DnsServer::start();
+    two_backends(&server, 0);
+    let site = Site::new();
+    basic_config(&site, &server, "");
+    site.write("haproxy.cfg.tmpl", "backend b\n  bogus_keyword\n");
+    site.set_commands(Some("haproxy -c -q -f {{ src }}"), None);
+    let out = site.run(&["--oneshot"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        log.contains("check_cmd exited with status 1 and printed nothing")
+            && log.contains("use `haproxy -c`"),
+        "{log}"
+    );
+    // Without -q, HAProxy's reason is in the log, and no "printed nothing".
+    site.set_commands(Some("haproxy -c -f {{ src }}"), None);
+    let out = site.run(&["--oneshot"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(log.contains("check_cmd exited with status 1"), "{log}");
+    assert!(!log.contains("printed nothing"), "{log}");
+    assert!(
+        log.contains("haproxy (stderr):") && log.contains("bogus_keyword"),
+        "{log}"
+    );
+    assert!(!site.exists("haproxy.cfg"));
+    // A reload that fails in silence, with no quiet flag: said, but no
+    // advice about `-q`, which is not the cause there.
+    site.write("haproxy.cfg.tmpl", "backend b\n");
+    site.set_commands(Some("true"), Some("false"));
+    let out = site.run(&["--oneshot"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        log.contains("reload_cmd exited with status 1 and printed nothing"),
+        "{log}"
+    );
+    assert!(!log.contains("quiet flag"), "{log}");
+}

@@ -236,14 +236,46 @@ const BAD: &[(&str, &str, &[&str])] = &[
         &["mode", "line 4"],
     ),
     (
-        "unknown owner",
-        "src = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\nowner = \"no-such-user-srvd\"\n",
-        &["`owner`", "no-such-user-srvd"],
+        "a field records do not have",
+        "src = \"hostname.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\nnameservers = [\"127.0.0.1\"]\n",
+        &["hostname.tmpl:2", "hostname", "sample records"],
     ),
     (
-        "unknown group",
-        "src = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\ngroup = \"no-such-group-srvd\"\n",
-        &["`group`", "no-such-group-srvd"],
+        "a template that fails on the empty set allow_empty allows",
+        "src = \"first.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\nnameservers = [\"127.0.0.1\"]\nallow_empty = true\n",
+        &["first.tmpl:1", "no records (`allow_empty`)"],
+    ),
+    (
+        "a resolv_conf that is not there",
+        "src = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\nresolv_conf = \"no-such-resolv.conf\"\n",
+        &[
+            "`resolv_conf`",
+            "no-such-resolv.conf",
+            "No such file",
+            "`nameservers`",
+        ],
+    ),
+    (
+        "a resolv_conf without a nameserver",
+        "src = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\nresolv_conf = \"empty-resolv.conf\"\n",
+        &["`resolv_conf`", "empty-resolv.conf", "no `nameserver`"],
+    ),
+    (
+        "one template's dest is another's src",
+        "nameservers = [\"127.0.0.1\"]\n[[template]]\nname = \"a\"\nsrc = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\n\
+         [[template]]\nname = \"b\"\nsrc = \"first.tmpl\"\ndest = \"./t.tmpl\"\ndomain = \"_b._tcp.x\"\n",
+        &["`dest` of \"b\" is the template of \"a\""],
+    ),
+    (
+        "a dest that is the zone file",
+        "src = \"t.tmpl\"\ndest = \"./z.zone\"\ndomain = \"_a._tcp.x\"\nzone_file = \"z.zone\"\n",
+        &["is the zone file", "z.zone"],
+    ),
+    (
+        "one dest spelled two ways, through ..",
+        "nameservers = [\"127.0.0.1\"]\n[[template]]\nsrc = \"t.tmpl\"\ndest = \"out/x.cfg\"\ndomain = \"_a._tcp.x\"\n\
+         [[template]]\nsrc = \"t.tmpl\"\ndest = \"out/../out/x.cfg\"\ndomain = \"_b._tcp.x\"\n",
+        &["`dest`", "both write"],
     ),
     (
         "bad net",
@@ -413,6 +445,15 @@ fn every_bad_config_names_the_key_and_exits_78() {
     let site = site_with_template();
     site.write("bad.tmpl", "ok\n{% for x in %}\n");
     site.write("filter.tmpl", "{{ srvs | nofilter }}\n");
+    site.write(
+        "hostname.tmpl",
+        "backend db\n{% for s in srvs %}{{ s.hostname }}\n{% endfor %}",
+    );
+    site.write("first.tmpl", "{{ srvs[0].host }}\n");
+    site.write(
+        "empty-resolv.conf",
+        "# no nameserver line\nsearch example.com\n",
+    );
     assert!(BAD.len() >= 30);
     let mut tried = 0;
     for (what, config, needles) in BAD {
@@ -569,6 +610,34 @@ fn relative_paths_are_relative_to_the_config_file() {
     );
 }
 
+/// Every other key that names a file: `resolv_conf` (read by `config::load`,
+/// so `parse` leaves its servers empty) and HAProxy's sockets.
+#[test]
+fn every_path_key_is_relative_to_the_config_file() {
+    let s = srvd::config::parse(
+        "src = \"t.tmpl\"\ndest = \"x.cfg\"\ndomain = \"_a._tcp.x\"\nresolv_conf = \"resolv.conf\"\n\
+         haproxy_socket = \"admin.sock\"\nhaproxy_master_socket = \"unix@run/master.sock\"\n",
+        std::path::Path::new("/etc/srvd/srvd.toml"),
+    )
+    .unwrap();
+    match &s.source {
+        srvd::config::RecordSource::Dns(dns) => assert_eq!(
+            dns.servers,
+            srvd::config::Servers::ResolvConf {
+                path: "/etc/srvd/resolv.conf".into(),
+                listed: Vec::new()
+            }
+        ),
+        other => panic!("{other:?}"),
+    }
+    let haproxy = format!("{:?}", s.templates[0].haproxy);
+    assert!(haproxy.contains("\"/etc/srvd/admin.sock\""), "{haproxy}");
+    assert!(
+        haproxy.contains("\"/etc/srvd/run/master.sock\""),
+        "{haproxy}"
+    );
+}
+
 #[test]
 fn top_level_keys_are_defaults_for_templates() {
     let s = srvd::config::parse(
@@ -583,4 +652,112 @@ fn top_level_keys_are_defaults_for_templates() {
         "check {{ src }}"
     );
     assert_eq!(s.templates[1].check_cmd.as_ref().unwrap().text(), "other");
+}
+
+fn field_case(case: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/field")
+        .join(case)
+}
+
+/// Field case: two `[[template]]` tables with `dest = "out/haproxy.cfg"` and
+/// `dest = "./out/haproxy.cfg"`, srvd run from the config's directory.
+/// `srvd check` said OK; the daemon then wrote the two outputs in turn, a
+/// write and a reload every second with unchanged records.
+#[test]
+fn one_dest_spelled_two_ways_is_refused_at_check_and_at_start() {
+    let site = Site::new();
+    for f in ["srvd.toml", "t.tmpl", "example.com.zone"] {
+        std::fs::copy(
+            field_case("12-same-dest-two-spellings").join(f),
+            site.path(f),
+        )
+        .unwrap();
+    }
+    std::fs::create_dir(site.path("out")).unwrap();
+    for args in [&["check"][..], &["--oneshot"][..], &[][..]] {
+        let mut child = std::process::Command::new(SRVD)
+            .args(["--config", "srvd.toml"])
+            .args(args)
+            .current_dir(site.dir.path())
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(site.path("stderr")).unwrap())
+            .spawn()
+            .unwrap();
+        // The daemon that takes the config runs on: give it 10 s to exit.
+        let exited = wait_until(secs(10.0), || child.try_wait().unwrap().is_some());
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        let msg = site.read("stderr");
+        assert!(exited, "{args:?}: still running\n{msg}");
+        assert_eq!(status.code(), Some(78), "{args:?}: {msg}");
+        assert!(
+            msg.contains("templates \"mysql\" and \"redis\" both write"),
+            "{args:?}: {msg}"
+        );
+    }
+    assert!(!site.exists("out/haproxy.cfg"));
+    assert_eq!(site.reloads(), 0);
+}
+
+/// The same file under two names in other ways: through a symbolic link to
+/// its directory, as a symbolic link to it, and as a hard link.
+#[test]
+fn one_dest_reached_through_links_is_refused() {
+    let site = site_with_template();
+    std::fs::create_dir(site.path("out")).unwrap();
+    std::os::unix::fs::symlink("out", site.path("linked")).unwrap();
+    site.write("out/a.cfg", "a\n");
+    std::os::unix::fs::symlink("out/a.cfg", site.path("a-link.cfg")).unwrap();
+    std::fs::hard_link(site.path("out/a.cfg"), site.path("hard.cfg")).unwrap();
+    let two = |a: &str, b: &str| {
+        format!(
+            "nameservers = [\"127.0.0.1\"]\n[[template]]\nsrc = \"t.tmpl\"\ndest = \"{a}\"\ndomain = \"_a._tcp.x\"\n\
+             [[template]]\nsrc = \"t.tmpl\"\ndest = \"{b}\"\ndomain = \"_b._tcp.x\"\n"
+        )
+    };
+    let cases = [
+        ("a directory link", "out/new.cfg", "linked/new.cfg"),
+        ("a link to the file", "out/a.cfg", "a-link.cfg"),
+        ("a hard link", "out/a.cfg", "hard.cfg"),
+    ];
+    for (what, a, b) in cases {
+        assert_refused(&site, what, &two(a, b), &["`dest`", "both write"]);
+    }
+    // Two files are two files.
+    let (code, out) = check(&site, &two("out/a.cfg", "out/b.cfg"));
+    assert_eq!(code, 0, "{out}");
+}
+
+/// An `owner` or `group` that does not resolve yet is not a config error:
+/// `srvd check` says what will happen, and accepts the config, as start-up
+/// does.
+#[test]
+fn an_owner_or_group_that_does_not_resolve_yet_is_a_warning() {
+    let site = site_with_template();
+    let mut tried = 0;
+    for (key, name) in [
+        ("owner", "no-such-user-srvd"),
+        ("group", "no-such-group-srvd"),
+    ] {
+        let (code, out) = check(
+            &site,
+            &format!(
+                "src = \"t.tmpl\"\ndest = \"o\"\ndomain = \"_a._tcp.x\"\nnameservers = [\"127.0.0.1\"]\n{key} = \"{name}\"\n"
+            ),
+        );
+        assert_eq!(code, 0, "{key}: {out}");
+        assert!(
+            out.contains(&format!("`{key}`")) && out.contains(name),
+            "{out}"
+        );
+        assert!(
+            out.contains("fails (and retries) until it resolves"),
+            "{out}"
+        );
+        tried += 1;
+    }
+    assert_eq!(tried, 2);
 }

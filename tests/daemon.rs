@@ -371,3 +371,68 @@ fn sigterm_during_a_reload_kills_it_and_the_next_start_reloads_again() {
     assert!(wait_until(secs(2.0), || !site
         .exists(".srvd-reload-pending-haproxy.cfg")));
 }
+
+/// Field case: two templates; the second's `owner`/`group` come from a
+/// directory service (LDAP, SSSD) or a package not installed yet, so they
+/// do not resolve at boot. srvd exited 78: every template stopped, HAProxy's
+/// included, and the unit does not restart on 78. Now that template fails
+/// and waits its back-off, saying why; the other one runs.
+#[test]
+fn an_owner_that_does_not_resolve_yet_fails_its_template_only() {
+    let case = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/field/36-owner-unknown-at-start");
+    let site = Site::new();
+    for f in ["srvd.toml", "t.tmpl", "example.com.zone"] {
+        std::fs::copy(case.join(f), site.path(f)).unwrap();
+    }
+    std::fs::create_dir(site.path("out")).unwrap();
+    let port = free_port();
+    let config = site
+        .read("srvd.toml")
+        .replace("nohttpd = true", &format!("status_port = {port}"));
+    site.write("srvd.toml", &config);
+    let addr = format!("127.0.0.1:{port}");
+
+    let mut d = site.start();
+    assert!(
+        wait_until(secs(10.0), || site.read("out/haproxy.cfg").trim_end()
+            == "server db-001.example.com:3306"),
+        "{}",
+        d.log()
+    );
+    assert!(
+        d.wait_log(
+            "pgbouncer: `owner`: no user named \"pgbouncer\"",
+            secs(10.0)
+        ),
+        "{}",
+        d.log()
+    );
+    assert!(d.log().contains("next try in 10s"), "{}", d.log());
+    assert!(!site.exists("out/pgbouncer.ini"));
+    let status = status_json(&addr);
+    let templates = status["templates"].as_array().cloned().unwrap_or_default();
+    assert_eq!(templates.len(), 2, "{status}");
+    assert_eq!(templates[0]["ok"], true, "{status}");
+    assert_eq!(templates[1]["ok"], false, "{status}");
+    let error = templates[1]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("no user named \"pgbouncer\""), "{status}");
+    // The other template keeps following its records meanwhile.
+    let zone = site.read("example.com.zone").replace("db-001", "db-002");
+    site.write("example.com.zone.tmp", &zone);
+    std::fs::rename(
+        site.path("example.com.zone.tmp"),
+        site.path("example.com.zone"),
+    )
+    .unwrap();
+    assert!(
+        wait_until(secs(10.0), || site.read("out/haproxy.cfg").trim_end()
+            == "server db-002.example.com:3306"),
+        "{}",
+        d.log()
+    );
+    assert!(!site.exists("out/pgbouncer.ini"));
+    assert_eq!(d.count("no user named"), 1, "logged once: {}", d.log());
+    let (code, _) = d.stop();
+    assert_eq!(code, Some(0), "{}", d.log());
+}

@@ -180,31 +180,59 @@ fn server_changes_apply_through_the_runtime_api_without_a_reload() {
     );
 }
 
+/// HAProxy with db-001 and db-002, and the config without db-002.
+struct TwoServers {
+    _pool: [Backend; 2],
+    front: u16,
+    both: String,
+    only_a: String,
+    haproxy: Haproxy,
+}
+
+impl TwoServers {
+    fn start() -> TwoServers {
+        let pool = [Backend::start("db-001"), Backend::start("db-002")];
+        let front = free_port();
+        let both = config(
+            front,
+            &server_lines(&pool, &[(0, 10, false), (1, 10, false)]),
+        );
+        let only_a = both
+            .lines()
+            .filter(|l| !l.contains("server db-002"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let haproxy = Haproxy::start(&both);
+        TwoServers {
+            _pool: pool,
+            front,
+            both,
+            only_a,
+            haproxy,
+        }
+    }
+}
+
 #[test]
 fn a_removed_server_drains_then_its_sessions_are_closed() {
-    let pool = [Backend::start("db-001"), Backend::start("db-002")];
-    let front = free_port();
-    let both = config(
-        front,
-        &server_lines(&pool, &[(0, 10, false), (1, 10, false)]),
+    let two = TwoServers::start();
+    let (front, both, only_a, h, rt) = (
+        two.front,
+        &two.both,
+        &two.only_a,
+        &two.haproxy,
+        runtime_rt(),
     );
-    let h = Haproxy::start(&both);
-    let rt = runtime_rt();
     let mut on_b = None;
     assert!(wait_until(Duration::from_secs(10), || {
         on_b = Session::open(front).filter(|s| s.server == "db-002");
         on_b.is_some()
     }));
     let mut on_b = on_b.unwrap();
-    let only_a: String = both
-        .lines()
-        .filter(|l| !l.contains("server db-002"))
-        .map(|l| format!("{l}\n"))
-        .collect();
     let drain = Duration::from_millis(1500);
     let started = Instant::now();
     let addr = CliAddress::Unix(h.admin.clone());
-    let changes = diff(&Layout::parse(&both), &Layout::parse(&only_a)).unwrap();
+    let changes = diff(&Layout::parse(both), &Layout::parse(only_a)).unwrap();
     let applied = rt
         .block_on(runtime::apply(
             &addr,
@@ -218,7 +246,7 @@ fn a_removed_server_drains_then_its_sessions_are_closed() {
     assert!(applied.drained >= drain, "{applied:?}");
     assert!(on_b.closed_within(Duration::from_secs(1)));
     assert!(started.elapsed() < drain + Duration::from_secs(2));
-    let new_be = Layout::parse(&only_a);
+    let new_be = Layout::parse(only_a);
     assert_eq!(
         rt.block_on(runtime::verify(&addr, new_be.backend("be").unwrap(), LIMIT))
             .unwrap(),
@@ -232,21 +260,10 @@ fn a_removed_server_drains_then_its_sessions_are_closed() {
 
 #[test]
 fn a_server_without_sessions_leaves_without_waiting_for_the_drain() {
-    let pool = [Backend::start("db-001"), Backend::start("db-002")];
-    let front = free_port();
-    let both = config(
-        front,
-        &server_lines(&pool, &[(0, 10, false), (1, 10, false)]),
-    );
-    let h = Haproxy::start(&both);
-    let rt = runtime_rt();
-    let only_a: String = both
-        .lines()
-        .filter(|l| !l.contains("server db-002"))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let two = TwoServers::start();
+    let (both, only_a, h, rt) = (&two.both, &two.only_a, &two.haproxy, runtime_rt());
     let addr = CliAddress::Unix(h.admin.clone());
-    let changes = diff(&Layout::parse(&both), &Layout::parse(&only_a)).unwrap();
+    let changes = diff(&Layout::parse(both), &Layout::parse(only_a)).unwrap();
     let applied = rt
         .block_on(runtime::apply(
             &addr,
@@ -564,6 +581,10 @@ mod daemon {
             "no reload through the master CLI:\n{}",
             s.srvd.log()
         );
+        assert!(s.srvd.wait_log(
+            "HAProxy reloaded over the master CLI",
+            Duration::from_secs(5)
+        ));
         assert!(s.srvd.wait_log(
             "the runtime API cannot apply this change (lines)",
             Duration::from_secs(5)

@@ -183,7 +183,7 @@ fn malformed_templates_are_refused_with_their_line_and_no_panic() {
 }
 
 #[test]
-fn templates_that_fail_to_render_write_nothing_and_name_their_line() {
+fn templates_that_fail_with_any_records_are_refused_at_load_naming_their_line() {
     let site = zone_site();
     let mut tried = 0;
     for (i, (what, text, line)) in FAILING_TEMPLATES.iter().enumerate() {
@@ -193,18 +193,49 @@ fn templates_that_fail_to_render_write_nothing_and_name_their_line() {
             "srvd.toml",
             &format!("src = \"{tmpl}\"\ndest = \"out.cfg\"\ndomain = \"_mysql._tcp.example.com\"\nzone_file = \"ok.zone\"\nnohttpd = true\n"),
         );
-        let out = site.run(&["--oneshot"]);
-        let msg = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(out.status.code(), Some(1), "{what}: exit code\n{msg}");
-        let needle = named(&tmpl, line);
-        assert!(msg.contains(&needle), "{what}: names {needle}\n{msg}");
-        assert!(!msg.contains("panicked"), "{what}: {msg}");
-        assert!(!site.exists("out.cfg"), "{what}: nothing written");
-        let out = site.run(&["render"]);
-        assert_eq!(out.status.code(), Some(1), "{what}: srvd render");
+        // Each fails with any records: refused where a config is loaded
+        // (check, start, render) as a config error, before any write.
+        for args in [&["check"][..], &["--oneshot"][..], &["render"][..]] {
+            let out = site.run(args);
+            let msg = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert_eq!(
+                out.status.code(),
+                Some(78),
+                "{what} {args:?}: exit code\n{msg}"
+            );
+            let needle = named(&tmpl, line);
+            assert!(msg.contains(&needle), "{what}: names {needle}\n{msg}");
+            assert!(!msg.contains("panicked"), "{what}: {msg}");
+            assert!(!site.exists("out.cfg"), "{what}: nothing written");
+        }
         tried += 1;
     }
     assert_eq!(tried, FAILING_TEMPLATES.len());
+}
+
+/// A template that renders with sample records but not with the records
+/// of the zone file: `srvd check` renders it against the zone file as the
+/// first render will, and refuses it; the daemon starts, and its first
+/// render fails (a one-shot run exits 1), writing nothing.
+#[test]
+fn check_renders_against_the_zone_file_as_the_first_render_will() {
+    let site = zone_site();
+    site.write("second.tmpl", "{{ srvs[1].host }}\n");
+    site.write(
+        "srvd.toml",
+        "src = \"second.tmpl\"\ndest = \"out.cfg\"\ndomain = \"_mysql._tcp.example.com\"\nzone_file = \"ok.zone\"\nnohttpd = true\n",
+    );
+    let out = site.run(&["check"]);
+    let msg = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(78), "{msg}");
+    assert!(
+        msg.contains("fails to render with the records of") && msg.contains("ok.zone"),
+        "{msg}"
+    );
+    assert!(msg.contains("second.tmpl:1"), "{msg}");
+    let out = site.run(&["--oneshot"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!site.exists("out.cfg"));
 }
 
 #[test]
@@ -213,7 +244,12 @@ fn a_template_error_in_the_daemon_leaves_dest_untouched() {
     two_backends(&server, 0);
     let site = Site::new();
     basic_config(&site, &server, "");
-    site.write("haproxy.cfg.tmpl", "{{ srvs[0].nope }}\n");
+    // Fails with these records only (weight 5), not with any records: the
+    // config loads, and the first render fails.
+    site.write(
+        "haproxy.cfg.tmpl",
+        "{% if srvs[0].weight == 5 %}{{ srvs[0].nope }}{% endif %}\n",
+    );
     site.write("haproxy.cfg", "good\n");
     let d = site.start();
     assert!(d.wait_log("haproxy.cfg.tmpl:1", secs(5.0)), "{}", d.log());

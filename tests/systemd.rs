@@ -236,3 +236,108 @@ fn socket_activation_serves_on_the_passed_socket() {
     let _ = child.wait();
     assert!(ok, "served /status on the socket passed as fd 3");
 }
+
+/// Copies a field case's files (srvd.toml, template, zone file) from
+/// tests/fixtures/field/ into a new site.
+fn field_site(case: &str) -> Site {
+    let site = Site::new();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/field");
+    for e in std::fs::read_dir(dir.join(case)).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), site.path(e.file_name().to_str().unwrap())).unwrap();
+    }
+    site
+}
+
+#[test]
+fn abstract_notify_socket_gets_ready_status_and_watchdog() {
+    // A service manager passing NOTIFY_SOCKET=@name (sd_notify(3)'s abstract
+    // namespace form): every message must arrive there.
+    let site = field_site("02-abstract-notify-socket");
+    let notify = NotifySocket::new_abstract(&site);
+    assert!(notify.path.to_str().unwrap().starts_with('@'));
+    let d = site.start_notified(&notify, "400000");
+    let i = notify
+        .wait_for("READY=1", secs(5.0))
+        .unwrap_or_else(|| panic!("no READY=1: {}", d.log()));
+    assert!(
+        notify.seen()[i].contains("STATUS=1 template ok; 1 target"),
+        "{:?}",
+        notify.seen()
+    );
+    assert!(notify.wait_count("WATCHDOG=1", 2, secs(5.0)));
+    assert!(d.log().contains("ready: 1 template ok"), "{}", d.log());
+    assert_eq!(d.count("cannot tell systemd"), 0, "{}", d.log());
+    d.signal(Signal::SIGTERM);
+    assert!(notify.wait_for("STOPPING=1", secs(5.0)).is_some());
+}
+
+/// An unreachable NOTIFY_SOCKET: one warning naming it, however many
+/// watchdog pings fail, and no "ready" in the log since systemd never heard it.
+fn unreachable_notify_socket_warns_once(socket: &str) {
+    let dns = DnsServer::start();
+    dns.set_srv(D, 0, &[(1, 1, 3306, "db-001.example.com.")]);
+    let site = Site::new();
+    basic_config(&site, &dns, "");
+    let d = site.start_with(
+        &[],
+        &[("NOTIFY_SOCKET", socket), ("WATCHDOG_USEC", "200000")],
+    );
+    assert!(
+        d.wait_log("settled, systemd not told: 1 template ok", secs(5.0)),
+        "{}",
+        d.log()
+    );
+    // Pings every 100 ms: wait for several failed ones (logged at debug).
+    assert!(
+        wait_until(secs(10.0), || d.count("sd_notify to ") >= 5),
+        "{}",
+        d.log()
+    );
+    let warnings: Vec<_> = d
+        .log()
+        .lines()
+        .filter(|l| l.contains("cannot tell systemd"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", d.log());
+    assert!(warnings[0].contains("WARN"), "{}", warnings[0]);
+    assert!(
+        warnings[0].contains(&format!("NOTIFY_SOCKET={socket}")),
+        "{}",
+        warnings[0]
+    );
+    assert_eq!(d.count("ready:"), 0, "{}", d.log());
+    assert!(site.read("haproxy.cfg").contains("db-001"));
+}
+
+#[test]
+fn a_notify_socket_path_nobody_listens_on_is_one_warning_and_no_ready() {
+    let site = Site::new();
+    let missing = site.path("gone/notify.sock");
+    unreachable_notify_socket_warns_once(missing.to_str().unwrap());
+}
+
+#[test]
+fn an_abstract_notify_socket_nobody_listens_on_is_one_warning_and_no_ready() {
+    let site = Site::new();
+    let name = format!("@srvd-test-nobody{}", site.path("x").display()).replace('/', "-");
+    unreachable_notify_socket_warns_once(&name);
+}
+
+#[test]
+fn a_relative_notify_socket_is_refused_by_name() {
+    // sd_notify(3) allows an absolute path or @name only.
+    let dns = DnsServer::start();
+    dns.set_srv(D, 0, &[(1, 1, 3306, "db-001.example.com.")]);
+    let site = Site::new();
+    basic_config(&site, &dns, "");
+    let d = site.start_with(&[], &[("NOTIFY_SOCKET", "run/notify.sock")]);
+    assert!(d.wait_log("cannot tell systemd", secs(5.0)), "{}", d.log());
+    assert!(
+        d.log()
+            .contains("NOTIFY_SOCKET=run/notify.sock: expected an absolute path or @name"),
+        "{}",
+        d.log()
+    );
+}

@@ -114,7 +114,7 @@ in
               src = ../../examples/haproxy.cfg.tmpl;
               dest = "/etc/haproxy/haproxy.cfg";
               domains = [ "_mysql._tcp.example.com" ];
-              check_cmd = "haproxy -c -q -f {{ src }}";
+              check_cmd = "haproxy -c -f {{ src }}";
               # HAProxy is ordered after srvd: a plain reload job would wait
               # for srvd's own start job. This one does not, and does nothing
               # while HAProxy is not running (its pending start reads the
@@ -156,9 +156,9 @@ in
 
     with subtest("the config is rendered from the SRV records"):
         cfg = machine.succeed("cat /etc/haproxy/haproxy.cfg")
-        assert "server db-001.example.com 127.0.0.11:3306 check\n" in cfg, cfg
-        assert "server db-002.example.com 127.0.0.12:3306 check\n" in cfg, cfg
-        assert "server db-003.example.com 127.0.0.13:3306 check backup" in cfg, cfg
+        assert "server db-001.example.com:3306 127.0.0.11:3306 weight 256 check\n" in cfg, cfg
+        assert "server db-002.example.com:3306 127.0.0.12:3306 weight 256 check\n" in cfg, cfg
+        assert "server db-003.example.com:3306 127.0.0.13:3306 weight 256 check backup" in cfg, cfg
         machine.succeed("grep -qx 'db-001.example.com 3306 priority 10' /var/lib/srvd-test/replicas.txt")
 
     with subtest("HAProxy serves the active replicas"):

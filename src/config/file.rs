@@ -45,6 +45,7 @@ macro_rules! with_template_keys {
             allow_empty: Option<bool>,
             min_records: Option<u32>,
             resolve_targets: Option<bool>,
+            write: Option<WriteMode>,
             #[serde(default, deserialize_with = "duration::deserialize")]
             interval: Option<Duration>,
             #[serde(default, deserialize_with = "duration::deserialize")]
@@ -156,6 +157,19 @@ with_template_keys! {
 pub enum Net {
     Udp,
     Tcp,
+}
+
+/// `write = "rename" | "in-place"`: how a new dest takes the old one's place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WriteMode {
+    /// A staged file renamed over dest: readers see the old or the new file,
+    /// never a mix. Refused when dest shares its inode with another path
+    /// (a hard link, a bind mount), which the rename would split off.
+    Rename,
+    /// The new content written into dest's own inode, so that every path
+    /// to it sees the change; a reader may see a partial file meanwhile.
+    InPlace,
 }
 
 /// A user or group: a name, or a numeric id given as a number or a string.

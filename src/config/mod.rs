@@ -5,15 +5,16 @@
 pub mod duration;
 pub mod file;
 pub mod names;
+pub mod paths;
 pub mod settings;
 
 use std::fmt;
 use std::path::Path;
 
-pub use file::{FileConfig, Net, Wait};
+pub use file::{FileConfig, Net, Wait, WriteMode};
 pub use names::Domain;
 pub use settings::{
-    DnsSettings, Flags, Perms, RecordSource, Servers, Settings, TemplateSettings, Timing,
+    DnsSettings, Flags, Ownership, Perms, RecordSource, Servers, Settings, TemplateSettings, Timing,
 };
 
 /// The default config path, as packaged.
@@ -43,8 +44,14 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Reads and validates the config at `path`.
+/// Reads and validates the config at `path`, and reads the files it names
+/// that srvd reads once per load: `resolv_conf`'s name servers. (Templates
+/// are read by `engine::load`; zone files and dest are followed as they change.)
 pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+    let error = |problems| ConfigError {
+        path: path.display().to_string(),
+        problems,
+    };
     let text = std::fs::read_to_string(path).map_err(|e| {
         // A new user's first run: say where srvd looked and how to point it elsewhere.
         let hint = if e.kind() == std::io::ErrorKind::NotFound {
@@ -52,12 +59,52 @@ pub fn load(path: &Path) -> Result<Settings, ConfigError> {
         } else {
             ""
         };
-        ConfigError {
-            path: path.display().to_string(),
-            problems: vec![format!("cannot read the config: {e}{hint}")],
-        }
+        error(vec![format!("cannot read the config: {e}{hint}")])
     })?;
-    parse(&text, path)
+    let mut settings = parse(&text, path)?;
+    if let RecordSource::Dns(DnsSettings {
+        servers: Servers::ResolvConf { path, listed },
+        ..
+    }) = &mut settings.source
+    {
+        *listed = resolv_conf_servers(path).map_err(|e| error(vec![e]))?;
+    }
+    Ok(settings)
+}
+
+/// The name servers `path` lists (resolv.conf(5) `nameserver` lines, port
+/// 53), or why there are none to ask.
+pub fn resolv_conf_servers(path: &Path) -> Result<Vec<std::net::SocketAddr>, String> {
+    let fix = "fix the file, or list the servers in `nameservers`";
+    let text = std::fs::read(path).map_err(|e| {
+        format!(
+            "`resolv_conf`: cannot read {}: {e} ({fix}; a relative path is relative to srvd.toml's directory)",
+            path.display()
+        )
+    })?;
+    let no_server = || {
+        format!(
+            "`resolv_conf` {} lists no `nameserver` ({fix})",
+            path.display()
+        )
+    };
+    if !String::from_utf8_lossy(&text)
+        .lines()
+        .any(|l| l.trim_start().starts_with("nameserver"))
+    {
+        return Err(no_server());
+    }
+    let (config, _) = hickory_resolver::system_conf::parse_resolv_conf(text)
+        .map_err(|e| format!("`resolv_conf` {}: {e} ({fix})", path.display()))?;
+    let servers: Vec<std::net::SocketAddr> = config
+        .name_servers()
+        .iter()
+        .map(|ns| std::net::SocketAddr::new(ns.ip, 53))
+        .collect();
+    if servers.is_empty() {
+        return Err(no_server());
+    }
+    Ok(servers)
 }
 
 /// Reads and validates the config at `path`, with the run-mode flags of the

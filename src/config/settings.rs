@@ -6,8 +6,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::file::{FileConfig, Id, Net, TemplateTable, Wait};
+use super::file::{FileConfig, Id, Net, TemplateTable, Wait, WriteMode};
 use super::names::{Domain, parse_nameserver};
+use super::paths::same_file;
 use crate::command::CommandLine;
 use crate::dns_notify::{self, settings::DnsNotifySettings};
 use crate::haproxy::socket::CliAddress;
@@ -82,7 +83,13 @@ pub struct DnsSettings {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Servers {
-    ResolvConf(PathBuf),
+    /// `resolv_conf` (relative to the config's directory), and the name
+    /// servers it listed when srvd.toml was loaded (`config::load` reads it,
+    /// at start and on SIGHUP; `parse` leaves the list empty).
+    ResolvConf {
+        path: PathBuf,
+        listed: Vec<SocketAddr>,
+    },
     List(Vec<SocketAddr>),
 }
 
@@ -95,10 +102,12 @@ pub struct TemplateSettings {
     pub domains: Vec<Domain>,
     pub check_cmd: Option<CommandLine>,
     pub reload_cmd: Option<CommandLine>,
-    pub perms: Perms,
+    pub perms: Ownership,
     pub allow_empty: bool,
     pub min_records: usize,
     pub resolve_targets: bool,
+    /// How dest is replaced; `Rename` unless the config says `in-place`.
+    pub write: WriteMode,
     pub timing: Timing,
     pub haproxy: HaproxySettings,
 }
@@ -124,6 +133,47 @@ pub struct Perms {
     pub mode: Option<u32>,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
+}
+
+/// `mode`, `owner` and `group` as configured. A name that did not resolve
+/// when the config was loaded stays a name: a user from a directory service
+/// (LDAP, SSSD) or from a package installed later may resolve at the next
+/// try, so it fails its template's writes (with the back-off) instead of
+/// the whole config.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ownership {
+    pub mode: Option<u32>,
+    pub owner: Option<Id>,
+    pub group: Option<Id>,
+}
+
+impl Ownership {
+    /// The ids to give dest now (getpwnam(3), getgrnam(3)), or why a name
+    /// does not resolve: "`owner`: no user named \"pgbouncer\"".
+    pub fn resolve(&self) -> Result<Perms, String> {
+        let uid = self.owner.as_ref().map(resolve_user).transpose();
+        let gid = self.group.as_ref().map(resolve_group).transpose();
+        match (uid, gid) {
+            (Ok(uid), Ok(gid)) => Ok(Perms {
+                mode: self.mode,
+                uid,
+                gid,
+            }),
+            _ => Err(self.unresolved().join("; ")),
+        }
+    }
+
+    /// The names that do not resolve now, each with why.
+    pub fn unresolved(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(Err(e)) = self.owner.as_ref().map(resolve_user) {
+            out.push(format!("`owner`: {e}"));
+        }
+        if let Some(Err(e)) = self.group.as_ref().map(resolve_group) {
+            out.push(format!("`group`: {e}"));
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,12 +226,29 @@ pub fn validate(mut file: FileConfig, config_path: &Path) -> Result<Settings, Ve
     }
     for (i, a) in templates.iter().enumerate() {
         for b in &templates[i + 1..] {
-            if a.dest == b.dest {
+            if same_file(&a.dest, &b.dest) {
+                let spelled = if a.dest.as_os_str() == b.dest.as_os_str() {
+                    String::new()
+                } else {
+                    format!(" (also spelled {})", b.dest.display())
+                };
                 errors.push(format!(
-                    "`dest`: templates {:?} and {:?} both write {}",
+                    "`dest`: templates {:?} and {:?} both write {}{spelled}: \
+                     they would overwrite each other every cycle; give each its own file",
                     a.name,
                     b.name,
                     a.dest.display()
+                ));
+            }
+        }
+        // A template's own src is checked in `template`.
+        for b in templates.iter().filter(|b| b.name != a.name) {
+            if same_file(&a.src, &b.dest) {
+                errors.push(format!(
+                    "`dest` of {:?} is the template of {:?} ({}): srvd would overwrite it",
+                    b.name,
+                    a.name,
+                    b.dest.display()
                 ));
             }
         }
@@ -192,7 +259,17 @@ pub fn validate(mut file: FileConfig, config_path: &Path) -> Result<Settings, Ve
             errors.push("`zone_file` and `nameservers` cannot both be set".into());
             None
         }
-        (Some(zone), None, _) => Some(RecordSource::ZoneFile(base.join(zone))),
+        (Some(zone), None, _) => {
+            let zone = base.join(zone);
+            for t in templates.iter().filter(|t| same_file(&zone, &t.dest)) {
+                errors.push(format!(
+                    "`dest` of {:?} is the zone file ({}): srvd would overwrite its records",
+                    t.name,
+                    zone.display()
+                ));
+            }
+            Some(RecordSource::ZoneFile(zone))
+        }
         (None, servers, resolv_conf) => {
             let servers = match servers {
                 Some(list) if list.is_empty() => {
@@ -209,9 +286,11 @@ pub fn validate(mut file: FileConfig, config_path: &Path) -> Result<Settings, Ve
                     }
                     Some(Servers::List(addrs))
                 }
-                None => Some(Servers::ResolvConf(
-                    resolv_conf.unwrap_or_else(|| PathBuf::from(defaults::RESOLV_CONF)),
-                )),
+                None => Some(Servers::ResolvConf {
+                    path: base
+                        .join(resolv_conf.unwrap_or_else(|| PathBuf::from(defaults::RESOLV_CONF))),
+                    listed: Vec::new(),
+                }),
             };
             if file.dns_attempts == Some(0) {
                 errors.push("`dns_attempts` must be at least 1".into());
@@ -362,16 +441,16 @@ fn template(
         .mode
         .or_else(|| defaults.mode.clone())
         .and_then(|m| parse_mode(&m).map_err(|e| err(format!("`mode`: {e}"))).ok());
-    let uid = t.owner.or_else(|| defaults.owner.clone()).and_then(|id| {
-        resolve_user(&id)
-            .map_err(|e| err(format!("`owner`: {e}")))
-            .ok()
-    });
-    let gid = t.group.or_else(|| defaults.group.clone()).and_then(|id| {
-        resolve_group(&id)
-            .map_err(|e| err(format!("`group`: {e}")))
-            .ok()
-    });
+    // A name that resolves now is fixed now, as before; one that does not
+    // is looked up again at each write (see `Ownership`).
+    let owner = t
+        .owner
+        .or_else(|| defaults.owner.clone())
+        .map(|id| resolve_user(&id).map_or(id, Id::Number));
+    let group = t
+        .group
+        .or_else(|| defaults.group.clone())
+        .map(|id| resolve_group(&id).map_or(id, Id::Number));
 
     let interval = t
         .interval
@@ -422,13 +501,14 @@ fn template(
         domains,
         check_cmd,
         reload_cmd,
-        perms: Perms { mode, uid, gid },
+        perms: Ownership { mode, owner, group },
         allow_empty: t.allow_empty.or(defaults.allow_empty).unwrap_or(false),
         min_records: t.min_records.or(defaults.min_records).unwrap_or(0) as usize,
         resolve_targets: t
             .resolve_targets
             .or(defaults.resolve_targets)
             .unwrap_or(false),
+        write: t.write.or(defaults.write).unwrap_or(WriteMode::Rename),
         timing: Timing {
             interval,
             timeout,
@@ -440,17 +520,6 @@ fn template(
         },
         haproxy,
     })
-}
-
-/// Same path, or the same file reached through another path.
-fn same_file(a: &Path, b: &Path) -> bool {
-    if a == b {
-        return true;
-    }
-    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    }
 }
 
 fn parse_mode(text: &str) -> Result<u32, String> {

@@ -73,8 +73,13 @@ pub fn run(opts: Options) -> Result<u8> {
         let n = engine.settings().templates.len();
         let ready = sd_notify.clone();
         engine.on_ready(Box::new(move |line| {
-            log::info!("ready: {line}");
-            ready.ready(line);
+            // "ready" only when systemd heard it: a log that says ready while
+            // the unit still waits for READY=1 sends the operator elsewhere.
+            if ready.ready(line) {
+                log::info!("ready: {line}");
+            } else {
+                log::info!("settled, systemd not told: {line}");
+            }
         }));
         let mut daemon = Daemon {
             due: first_due(engine.settings()),

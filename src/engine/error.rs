@@ -24,6 +24,10 @@ pub enum Error {
     Read(anyhow::Error),
     /// The staged file could not be written or put in place.
     Write(anyhow::Error),
+    /// `owner` or `group` names a user or group that does not resolve (a
+    /// directory service not up yet, a package not installed yet): dest is
+    /// left alone, the next try is in `backoff`.
+    Owner { why: String, backoff: Duration },
     /// check_cmd refused the staged file; dest (as configured) was left alone
     /// and the same render waits `backoff`.
     Check {
@@ -87,6 +91,12 @@ impl fmt::Display for Error {
             }
             Error::Render(e) => write!(f, "template {e}"),
             Error::Read(e) | Error::Write(e) => write!(f, "{e:#}"),
+            Error::Owner { why, backoff } => write!(
+                f,
+                "{why}: dest left as it was until it resolves (a directory service or a \
+                 package not there yet?); next try in {}",
+                display(*backoff)
+            ),
             Error::Check {
                 failure,
                 dest,
@@ -162,6 +172,16 @@ mod tests {
                 LookupError::Other("timed out".into()),
                 LookupError::Other("refused".into())
             )
+        );
+        let owner = Error::Owner {
+            why: "`owner`: no user named \"pgbouncer\"".into(),
+            backoff: Duration::from_secs(10),
+        };
+        assert!(
+            owner.to_string().starts_with(
+                "`owner`: no user named \"pgbouncer\": dest left as it was until it resolves"
+            ),
+            "{owner}"
         );
         assert_eq!(
             Error::Render("x.tmpl: oops".into()).to_string(),

@@ -141,15 +141,16 @@ pub async fn worker(addr: &CliAddress, limit: Duration) -> Option<runtime::Worke
 
 /// Reloads HAProxy through its master CLI at `addr` and waits for the
 /// verdict within `limit`; a failed or unconfirmed reload is a failure, as a
-/// reload command's non-zero exit is.
+/// reload command's non-zero exit is. `Ok`: the new worker's process id
+/// (0 when HAProxy answered the verdict itself, without one).
 pub async fn reload_master(
     addr: &CliAddress,
     limit: Duration,
     stop: &mut watch::Receiver<bool>,
-) -> Result<(), Failure> {
+) -> Result<u32, Failure> {
     tokio::select! {
         r = master::reload(addr, limit) => match r {
-            Ok(Verdict::Reloaded { .. }) => Ok(()),
+            Ok(Verdict::Reloaded { worker }) => Ok(worker),
             Ok(Verdict::Failed(why)) => Err(Failure::Refused(format!(
                 "over the master CLI {addr}: HAProxy refused the new configuration ({why})"
             ))),

@@ -12,12 +12,39 @@ use tokio::sync::watch;
 use super::error::{Error, Rollback};
 use super::reload::Next;
 use super::report;
-use super::state::{Dest, Reload, Replaced, Report, TemplateRun, Work};
+use super::state::{Change, Dest, Reload, Replaced, Report, TemplateRun, Work};
 use crate::apply::{self, Method};
 use crate::command::{self, CommandLine, Failure};
-use crate::config::{Flags, TemplateSettings};
+use crate::config::{Flags, Perms, TemplateSettings};
 use crate::logging::tlog;
 use crate::plan;
+
+/// The mode and ids to give `t`'s dest, with `owner` and `group` resolved
+/// now. A name that does not resolve (yet: LDAP or SSSD at boot, a package
+/// not installed yet) fails this template only, as a failed write does: the
+/// render `hash` waits srvd's back-off (None while it does), and the other
+/// templates go on.
+pub fn perms(
+    t: &TemplateSettings,
+    run: &mut TemplateRun,
+    hash: u64,
+    now: Instant,
+) -> Result<Option<Perms>, Error> {
+    let why = match t.perms.resolve() {
+        Ok(perms) => return Ok(Some(perms)),
+        Err(why) => why,
+    };
+    match plan::decide(&mut run.plan, hash, false, now, &t.timing, true) {
+        plan::Decision::Defer { why, until } => {
+            run.change = Change::Waiting { why, until };
+            Ok(None)
+        }
+        _ => {
+            let backoff = plan::failed(&mut run.plan, hash, now);
+            Err(Error::Owner { why, backoff })
+        }
+    }
+}
 
 /// Stages, checks and puts one change of template `t` in place.
 pub async fn install(
@@ -52,8 +79,8 @@ pub async fn install(
     if marker {
         apply::mark_reload_owed(&work.dest);
     }
-    match apply::replace(staged) {
-        Ok(Method::Rename) => {}
+    match apply::replace(staged, t.write) {
+        Ok(Method::Rename | Method::InPlaceAsked) => {}
         Ok(Method::InPlace) => tlog!(
             Warn,
             t,
@@ -116,7 +143,7 @@ pub fn after_replace(
     run.reload_failures += 1;
     let backoff = plan::failed(&mut run.plan, r.hash, now);
     let rollback = if step == Next::RollBack {
-        match apply::restore(&dest, r.previous.as_ref()) {
+        match apply::restore(&dest, r.previous.as_ref(), t.write) {
             Ok(()) => {
                 apply::clear_reload_owed(&dest);
                 run.dest = if r.previous.is_some() {

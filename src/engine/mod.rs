@@ -49,8 +49,10 @@ pub struct Loaded {
 }
 
 /// Reads srvd.toml with the command line's `cli` flags added, and compiles
-/// every template it names. Compiling happens here, above both config and
-/// render, so that neither imports the other. Errors list every problem.
+/// every template it names (and renders it against sample records, see
+/// `Renderer::load`), so that start-up, SIGHUP and `srvd check` refuse the
+/// same configs. Compiling happens here, above both config and render, so
+/// that neither imports the other. Errors list every problem.
 pub fn load(path: &Path, cli: Flags) -> Result<Loaded, ConfigError> {
     let settings = config::load_with_flags(path, cli)?;
     let renderer = Renderer::load(&settings.templates).map_err(|problems| ConfigError {
@@ -119,10 +121,17 @@ impl Engine {
 
     /// Puts a newly loaded config in force (SIGHUP). Templates writing the
     /// same dest keep their history (cooldown, back-off, last change), and
-    /// cached DNS answers are kept when the record source did not change.
+    /// cached DNS answers are kept when the record source did not change
+    /// (the same name servers, `resolv_conf` read again). A zone file is
+    /// always read again, whatever its stamp says.
     pub fn replace_config(&mut self, loaded: Loaded) -> anyhow::Result<()> {
-        if loaded.settings.source != self.settings.source {
+        let zone = matches!(loaded.settings.source, config::RecordSource::ZoneFile(_));
+        if zone || loaded.settings.source != self.settings.source {
             self.inputs.source = crate::source::Source::new(&loaded.settings.source)?;
+        }
+        if loaded.settings.source != self.settings.source {
+            let now = crate::source::describe(&loaded.settings.source);
+            log::info!("records now from {now}");
         }
         let mut old: HashMap<PathBuf, TemplateRun> = self
             .settings
@@ -303,6 +312,9 @@ impl Engine {
             .records(t, run, answers, now, &mut self.counters)
             .await?;
         let hash = self.inputs.render(i, t, run, &inputs, &mut self.counters)?;
+        let Some(perms) = install::perms(t, run, hash, now)? else {
+            return Ok(Prepared::Nothing);
+        };
         let dest = apply::real_dest(&t.dest);
         // The common case costs one stat(2): dest is as srvd last found it.
         let stamp = Stamp::of(&dest);
@@ -310,7 +322,7 @@ impl Engine {
             (true, None, None)
         } else {
             let current = apply::read_dest(&dest).map_err(Error::Read)?;
-            let owner = apply::wanted_owner(&t.perms, current.as_ref());
+            let owner = apply::wanted_owner(&perms, current.as_ref());
             let same = apply::is_up_to_date(current.as_ref(), content(run), owner);
             run.dest = match (&current, same) {
                 (None, _) => Dest::Absent,
@@ -416,7 +428,23 @@ impl Engine {
                                 "{}: reloading over the master CLI {addr}",
                                 t.name
                             );
-                            haproxy::reload_master(addr, t.timing.timeout, &mut self.stop).await
+                            let verdict =
+                                haproxy::reload_master(addr, t.timing.timeout, &mut self.stop)
+                                    .await;
+                            if let Ok(worker) = verdict {
+                                let by = match worker {
+                                    0 => String::new(),
+                                    pid => format!(": new worker {pid}"),
+                                };
+                                tlog!(
+                                    Info,
+                                    &t,
+                                    None,
+                                    "{}: HAProxy reloaded over the master CLI {addr}{by}",
+                                    t.name
+                                );
+                            }
+                            verdict.map(|_| ())
                         }
                     };
                     match &result {

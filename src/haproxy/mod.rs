@@ -6,9 +6,12 @@
 //! - [`runtime`]: the commands for those changes, carried out and checked on
 //!   the stats socket;
 //! - [`master`]: `reload` over the master CLI and its verdict from `show proc`;
-//! - [`socket`]: one command per connection, bounded in time and size.
+//! - [`socket`]: one command per connection, bounded in time and size;
+//! - [`template`]: the `haproxy_servers` template filter, records as server
+//!   lines with unique names, weights and backups (pure).
 
 pub mod master;
 pub mod runtime;
 pub mod servers;
 pub mod socket;
+pub mod template;

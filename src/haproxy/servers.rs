@@ -475,17 +475,23 @@ pub fn diff(old: &Layout, new: &Layout) -> Result<Vec<Change>, NeedsReload> {
 }
 
 fn first_difference(a: &[String], b: &[String]) -> String {
-    let show = |l: Option<&String>| match l {
-        None => "end of file".to_owned(),
-        Some(s) if s.starts_with('\0') => format!("the servers of {}", &s[9..]),
-        Some(s) => format!("{:?}", s.trim()),
-    };
-    for i in 0..a.len().max(b.len()) {
-        if a.get(i) != b.get(i) {
-            return format!("{} became {}", show(a.get(i)), show(b.get(i)));
+    let show = |l: &String| {
+        if l.starts_with('\0') {
+            format!("the servers of {}", &l[9..])
+        } else {
+            format!("{:?}", l.trim())
         }
+    };
+    let i = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    match (a.get(i), b.get(i)) {
+        (None, Some(added)) => format!("added {}", show(added)),
+        (Some(removed), None) => format!("removed {}", show(removed)),
+        // A line only added, or only removed, leaves the rest in step.
+        (Some(old), Some(_)) if a.get(i + 1..) == b.get(i..) => format!("removed {}", show(old)),
+        (Some(_), Some(new)) if b.get(i + 1..) == a.get(i..) => format!("added {}", show(new)),
+        (Some(old), Some(new)) => format!("{} became {}", show(old), show(new)),
+        (None, None) => String::new(),
     }
-    String::new()
 }
 
 fn backend_changes(
@@ -673,6 +679,29 @@ mod tests {
         let e = changes(BASE, &new).unwrap_err();
         assert_eq!(e.reason, "lines");
         assert!(e.detail.contains("balance leastconn"), "{e}");
+    }
+
+    #[test]
+    fn the_reason_says_whether_a_line_was_added_removed_or_changed() {
+        let added = BASE.replace(
+            "balance leastconn",
+            "balance leastconn\n  option allbackups",
+        );
+        assert!(
+            changes(BASE, &added)
+                .unwrap_err()
+                .detail
+                .contains("added \"option allbackups\"")
+        );
+        assert!(
+            changes(&added, BASE)
+                .unwrap_err()
+                .detail
+                .contains("removed \"option allbackups\"")
+        );
+        let changed = BASE.replace("mode tcp", "mode http");
+        let e = changes(BASE, &changed).unwrap_err().detail;
+        assert!(e.contains("\"mode tcp\" became \"mode http\""), "{e}");
     }
 
     #[test]

@@ -83,9 +83,9 @@ restarted_since() {
 dest_rendered() {
   local out
   out=$(sysd_run cat /etc/haproxy/haproxy.cfg) &&
-    grep -qx '  server db-001.example.com 10.0.0.11:3306 check' <<<"$out" &&
-    grep -qx '  server db-002.example.com 10.0.0.12:3306 check' <<<"$out" &&
-    grep -qx '  server db-003.example.com 10.0.0.13:3306 check backup' <<<"$out"
+    grep -qx '  server db-001.example.com:3306 10.0.0.11:3306 weight 256 check' <<<"$out" &&
+    grep -qx '  server db-002.example.com:3306 10.0.0.12:3306 weight 256 check' <<<"$out" &&
+    grep -qx '  server db-003.example.com:3306 10.0.0.13:3306 weight 256 check backup' <<<"$out"
 }
 
 # --- debian/ ------------------------------------------------------------------

@@ -118,7 +118,7 @@ start_dns
 start_backends
 write_srvd_config
 check "srvd renders the first haproxy.cfg from DNS (--oneshot, before HAProxy starts)" render_first
-check "the first haproxy.cfg has db-001 alone" servers_are "db-001.example.com 127.0.0.11:3306"
+check "the first haproxy.cfg has db-001 alone" servers_are "db-001.example.com:3306 127.0.0.11:3306"
 start_haproxy
 start_client "$RATE"
 started=$(now)
@@ -137,7 +137,7 @@ check "nsupdate adds db-002" dns_update "update add $SRV_NAME. $TTL SRV 10 10 $B
 eventually 15 "db-002 answers after it is added" first_answer db-002 "$t0"
 check "db-002 answered within interval + TTL + 2 s = ${BOUND}s (took ${LATENCY:-?}s)" within "$BOUND" "${LATENCY:-}"
 check "haproxy.cfg lists db-001 and db-002, neither a backup" \
-  servers_are "db-001.example.com 127.0.0.11:3306" "db-002.example.com 127.0.0.12:3306"
+  servers_are "db-001.example.com:3306 127.0.0.11:3306" "db-002.example.com:3306 127.0.0.12:3306"
 check "db-001 and db-002 answer in turn (roundrobin)" alternating 2 db-001 db-002
 check "HAProxy was reloaded once" [ "$(reloads)" = 1 ]
 
@@ -147,7 +147,7 @@ t0=$(now)
 check "nsupdate removes db-001" dns_update "update delete $SRV_NAME. SRV 10 10 $BACKEND_PORT db-001.example.com."
 eventually 15 "only db-002 answers after db-001 is removed" settled "$t0" db-002
 check "db-001 stopped answering within ${BOUND}s (took ${LATENCY:-?}s)" within "$BOUND" "${LATENCY:-}"
-check "haproxy.cfg lists db-002 alone" servers_are "db-002.example.com 127.0.0.12:3306"
+check "haproxy.cfg lists db-002 alone" servers_are "db-002.example.com:3306 127.0.0.12:3306"
 check "every answer comes from db-002" only_answers 2 db-002
 check "HAProxy was reloaded twice in all" [ "$(reloads)" = 2 ]
 
@@ -158,7 +158,7 @@ check "nsupdate adds db-003 at priority 5" dns_update "update add $SRV_NAME. $TT
 eventually 15 "only db-003 answers once it has the lowest priority value" settled "$t0" db-003
 check "db-003 took over within ${BOUND}s (took ${LATENCY:-?}s)" within "$BOUND" "${LATENCY:-}"
 check "haproxy.cfg: db-003 active, db-002 a backup (the template's priority handling)" \
-  servers_are "db-003.example.com 127.0.0.13:3306" "db-002.example.com 127.0.0.12:3306 backup"
+  servers_are "db-003.example.com:3306 127.0.0.13:3306" "db-002.example.com:3306 127.0.0.12:3306 backup"
 check "every answer comes from db-003" only_answers 2 db-003
 check "HAProxy was reloaded three times in all" [ "$(reloads)" = 3 ]
 

@@ -177,7 +177,7 @@ let
             src = root + "/examples/haproxy.cfg.tmpl";
             dest = "/etc/haproxy/haproxy.cfg";
             domains = [ "_mysql._tcp.example.com" ];
-            check_cmd = "haproxy -c -q -f {{ src }}";
+            check_cmd = "haproxy -c -f {{ src }}";
             reload_cmd = "systemctl reload haproxy.service";
           }
           {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # srvd's reliability suite, the part that needs root and mounts: a read-only
 # dest directory, a full filesystem, a dest on a bind mount (where rename(2)
-# fails with EBUSY) including a full one, a dest directory that vanishes or
+# fails with EBUSY) including a full one, a dest bind-mounted at a second
+# path (refused for a rename, written with write = "in-place"), a dest
+# directory that vanishes or
 # becomes a directory, and a short crash-consistency run (kill -9 at random
 # moments while the records change every cycle). The rest of the suite is
 # tests/reliability.rs (cargo test); the long runs are long.sh.
@@ -132,6 +134,32 @@ check "bindfull: no reload for a change that did not happen" test "$(wc -l <"$S/
 eventually 3 "bindfull: /status says why" status_has "No space left on device"
 rm -f "$S/tiny/filler"
 eventually 15 "bindfull: recovered by itself" dest_is "$S" etc/haproxy.cfg 1000 2
+
+# --- dest bind-mounted at a second path (docker run -v): a rename would split it --------------
+
+section "dest bind-mounted at another path" shared
+mkdir "$S/etc" "$S/container"
+echo "old" >"$S/etc/haproxy.cfg"
+touch "$S/container/haproxy.cfg"
+mount --bind "$S/etc/haproxy.cfg" "$S/container/haproxy.cfg"
+write_zone "$S" 2 1
+site_config "$S" "etc/haproxy.cfg"
+start_srvd "$S"
+eventually 5 "shared: refused, naming the other path" logged "$S" "it is also mounted at $S/container/haproxy.cfg"
+eventually 3 "shared: /status says why" status_has "shares its inode with another path"
+check "shared: dest left as it was" test "$(cat "$S/etc/haproxy.cfg")" = old
+check "shared: still one inode" test "$(stat -c %i "$S/etc/haproxy.cfg")" = "$(stat -c %i "$S/container/haproxy.cfg")"
+check "shared: no reload" test ! -e "$S/reloads.log"
+stop_srvd
+site_config "$S" "etc/haproxy.cfg" 'write = "in-place"'
+start_srvd "$S"
+eventually 5 "shared: in place, the mounted path sees the render" dest_is "$S" container/haproxy.cfg 2 1
+write_zone "$S" 40 2
+eventually 5 "shared: and the next change" dest_is "$S" container/haproxy.cfg 40 2
+check "shared: dest is the same file" dest_is "$S" etc/haproxy.cfg 40 2
+check "shared: still one inode after the changes" test "$(stat -c %i "$S/etc/haproxy.cfg")" = "$(stat -c %i "$S/container/haproxy.cfg")"
+check "shared: no staged file left" no_staged "$S/etc"
+eventually 3 "shared: /status ok" status_ok
 
 # --- the dest directory removed, then dest replaced by a directory ---------------------------
 

@@ -23,6 +23,21 @@ impl NotifySocket {
     pub fn new(site: &Site) -> Self {
         let path = site.path("notify.sock");
         let sock = UnixDatagram::bind(&path).unwrap();
+        Self::collect(sock, path)
+    }
+
+    /// Binds a socket in Linux's abstract namespace, named after the site's
+    /// directory so that parallel tests never share one; `path` is then the
+    /// `@name` form of NOTIFY_SOCKET.
+    pub fn new_abstract(site: &Site) -> Self {
+        use std::os::linux::net::SocketAddrExt;
+        let name = format!("srvd-test{}", site.path("notify").display()).replace('/', "-");
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let sock = UnixDatagram::bind_addr(&addr).unwrap();
+        Self::collect(sock, PathBuf::from(format!("@{name}")))
+    }
+
+    fn collect(sock: UnixDatagram, path: PathBuf) -> Self {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = seen.clone();
         std::thread::spawn(move || {

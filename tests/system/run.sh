@@ -96,7 +96,7 @@ dest = "$work/host/haproxy.cfg"
 domain = "_mysql._tcp.example.com"
 zone_file = "$root/examples/example.com.zone"
 resolve_targets = true
-check_cmd = "haproxy -c -q -f {{ src }}"
+check_cmd = "haproxy -c -f {{ src }}"
 reload_cmd = "true"
 # Not where the test connects: the endpoint must come from the passed socket.
 status_port = $other
@@ -122,7 +122,7 @@ if command -v systemd-socket-activate >/dev/null; then
   check "srvd serves on the passed socket and does not bind status_port" \
     lacks . ss -Htln "sport = :$other"
   check "the rendered file is in place" \
-    has '^  server db-003.example.com 127.0.0.13:3306 check backup$' cat "$work/host/haproxy.cfg"
+    has '^  server db-003.example.com:3306 127.0.0.13:3306 weight 256 check backup$' cat "$work/host/haproxy.cfg"
   kill -TERM "$host_pid"
   wait "$host_pid"
   code=$?
@@ -218,13 +218,13 @@ check "systemctl status srvd shows active (running)" \
 check "systemctl status srvd shows the STATUS line" \
   has 'Status: "1 template ok; 3 targets; last change [0-9:]{8}"' status_line
 check "haproxy.cfg is rendered from the SRV records" \
-  has '^  server db-003.example.com 127.0.0.13:3306 check backup$' cfg
+  has '^  server db-003.example.com:3306 127.0.0.13:3306 weight 256 check backup$' cfg
 # READY=1 comes before the first reloads: the reload follows shortly after.
 eventually 10 "HAProxy was reloaded" at_least $((reloads_before + 1)) hap_reloads
 check "HAProxy runs the rendered config (its frontend on 127.0.0.1:3306)" \
   has . sysd_net ss -Htln 'src = 127.0.0.1 and sport = :3306'
 check "HAProxy's backend has the three replicas" \
-  equals "db-001.example.com db-002.example.com db-003.example.com" hap_servers
+  equals "db-001.example.com:3306 db-002.example.com:3306 db-003.example.com:3306" hap_servers
 eventually 5 "the HAProxy reload propagated to rails.service (USR2)" \
   at_least $((usr2_before + 1)) rails_usr2
 
@@ -237,25 +237,41 @@ _mysql._tcp.example.com db-003.example.com 3306 20 127.0.0.13
 _mysql._tcp.example.com db-004.example.com 3306 10 127.0.0.14
 EOF
 eventually 15 "a new replica in DNS reaches haproxy.cfg" \
-  has '^  server db-004.example.com 127.0.0.14:3306 check$' cfg
+  has '^  server db-004.example.com:3306 127.0.0.14:3306 weight 256 check$' cfg
 eventually 5 "... and the running HAProxy" \
-  equals "db-001.example.com db-002.example.com db-003.example.com db-004.example.com" hap_servers
+  equals "db-001.example.com:3306 db-002.example.com:3306 db-003.example.com:3306 db-004.example.com:3306" hap_servers
 check "... through one more HAProxy reload" at_least $((reloads_before + 1)) hap_reloads
 
-echo "== container: a render HAProxy refuses"
-# Two records for one target: the template names both servers after it, and
-# HAProxy refuses a backend with a server name twice.
-good=$(sysd_run sha256sum /etc/haproxy/haproxy.cfg)
+echo "== container: two instances of one service on one node"
+# Two records for one target on two ports (Consul, Nomad): two servers, one
+# name each, which HAProxy accepts.
 reloads_before=$(hap_reloads)
 dns_records <<'EOF'
 _mysql._tcp.example.com db-001.example.com 3306 10 127.0.0.11
 _mysql._tcp.example.com db-001.example.com 3307 10 127.0.0.11
 EOF
+eventually 15 "both instances reach haproxy.cfg" \
+  has '^  server db-001.example.com:3307 127.0.0.11:3307 weight 256 check$' cfg
+eventually 5 "... and the running HAProxy" \
+  equals "db-001.example.com:3306 db-001.example.com:3307" hap_servers
+check "... through one more HAProxy reload" at_least $((reloads_before + 1)) hap_reloads
+
+echo "== container: a render HAProxy refuses"
+# A template that writes a keyword HAProxy does not know: the check fails,
+# and its reason (HAProxy's alert) is in the journal.
+good=$(sysd_run sha256sum /etc/haproxy/haproxy.cfg)
+reloads_before=$(hap_reloads)
+sysd_sh 'printf "  bogus_keyword\\n" >>/etc/srvd/haproxy.cfg.tmpl'
+check "systemctl reload srvd (the broken template) returns" sysd_run systemctl reload srvd.service
 eventually 15 "STATUS shows the failed check" \
   has 'Status: "0 templates ok, 1 failing \(check_cmd ' status_line
+check "HAProxy's reason is in the journal" \
+  has "bogus_keyword" sysd_run journalctl -q -u srvd.service -o cat
 check "haproxy.cfg is left as it was" equals "$good" sysd_run sha256sum /etc/haproxy/haproxy.cfg
 check "HAProxy was not reloaded" equals "$reloads_before" hap_reloads
 check "srvd keeps running" equals active prop srvd.service ActiveState
+sysd_put "$root/examples/haproxy.cfg.tmpl" /etc/srvd/haproxy.cfg.tmpl
+check "systemctl reload srvd (the template fixed) returns" sysd_run systemctl reload srvd.service
 dns_records <<'EOF'
 _mysql._tcp.example.com db-001.example.com 3306 10 127.0.0.11
 _mysql._tcp.example.com db-002.example.com 3306 10 127.0.0.12
@@ -277,7 +293,7 @@ srvd_started=$SECONDS
 check "... at once (${took} s), srvd's reload not waiting for HAProxy's start" [ "$took" -le 3 ]
 check "srvd rendered haproxy.cfg before HAProxy started" lacks '# stale' cfg
 check "HAProxy started with it" \
-  equals "db-001.example.com db-002.example.com db-003.example.com db-004.example.com" hap_servers
+  equals "db-001.example.com:3306 db-002.example.com:3306 db-003.example.com:3306 db-004.example.com:3306" hap_servers
 check "... and needed no reload" equals 0 hap_reloads
 check "srvd's template is ok" has 'Status: "1 template ok; 4 targets' status_line
 
@@ -307,7 +323,7 @@ EOF
 sysd_sh 'sed -i "s/^domain = .*/domain = \"_mysql-ro._tcp.example.com\"/" /etc/srvd/srvd.toml'
 check "systemctl reload srvd (good config) succeeds" sysd_run systemctl reload srvd.service
 eventually 10 "the new config is in force (haproxy.cfg follows the new domain)" \
-  has '^  server ro-002.example.com 127.0.0.22:3306 check$' cfg
+  has '^  server ro-002.example.com:3306 127.0.0.22:3306 weight 256 check$' cfg
 check "srvd was reloaded, not restarted" equals "$pid" prop srvd.service MainPID
 eventually 5 "the reload is counted" has '^srvd_config_reloads_total\{result="success"\} 1$' get /metrics
 
@@ -324,7 +340,7 @@ _mysql-ro._tcp.example.com ro-002.example.com 3306 10 127.0.0.22
 _mysql-ro._tcp.example.com ro-003.example.com 3306 10 127.0.0.23
 EOF
 eventually 15 "... still on the old config (it follows _mysql-ro's records)" \
-  has '^  server ro-003.example.com 127.0.0.23:3306 check$' cfg
+  has '^  server ro-003.example.com:3306 127.0.0.23:3306 weight 256 check$' cfg
 
 sysd_put "$root/packaging/examples/srvd.toml" /etc/srvd/srvd.toml
 dns_records <<'EOF'
@@ -335,7 +351,7 @@ EOF
 check "systemctl reload srvd with the config fixed" sysd_run systemctl reload srvd.service
 eventually 10 "STATUS no longer says refused" lacks 'refused' status_line
 eventually 10 "haproxy.cfg is back on _mysql._tcp" \
-  has '^  server db-003.example.com 127.0.0.13:3306 check backup$' cfg
+  has '^  server db-003.example.com:3306 127.0.0.13:3306 weight 256 check backup$' cfg
 
 echo "== container: reload propagation"
 usr2_before=$(rails_usr2)
@@ -394,7 +410,7 @@ src = "/etc/srvd/api.cfg.tmpl"
 dest = "/etc/haproxy/instance.cfg"
 domain = "_mysql._tcp.example.com"
 resolve_targets = true
-check_cmd = "/usr/sbin/haproxy -c -q -f {{ src }}"
+check_cmd = "/usr/sbin/haproxy -c -f {{ src }}"
 nameservers = ["127.0.0.1:53"]
 nohttpd = true
 EOF
