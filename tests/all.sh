@@ -39,7 +39,7 @@ summary() { echo "$passed passed, $failed failed"; }
 
 if [ -z "$fast" ]; then
   packages=(
-    haproxy knot knot-dnsutils dnsutils dnsmasq-base
+    haproxy knot knot-dnsutils dnsutils dnsmasq-base unbound pdns-server pdns-backend-bind
     systemd-container mmdebstrap debhelper dh-exec lintian devscripts nix-bin
     iproute2 procps psmisc curl python3 man-db podman runc
   )
@@ -51,11 +51,27 @@ if [ -z "$fast" ]; then
     echo "== installing: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q >/dev/null
-    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null || {
+    # Unbound and PowerDNS would start on port 53 at install; the suites run
+    # their own on loopback ports. A policy-rc.d that says no keeps them
+    # stopped (Debian's invoke-rc.d and deb-systemd-invoke obey it), and their
+    # units are disabled so that a reboot does not start them either.
+    policy=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      policy=/usr/sbin/policy-rc.d
+      printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"
+    fi
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    apt_status=$?
+    [ -z "$policy" ] || rm -f "$policy"
+    if [ "$apt_status" -ne 0 ]; then
       echo "apt-get install failed"
       echo "0 passed, 1 failed"
       exit 1
-    }
+    fi
+    for unit in unbound pdns; do
+      case " ${missing[*]} " in *" $unit "* | *" $unit-server "*) ;; *) continue ;; esac
+      [ -d /run/systemd/system ] && systemctl disable --now "$unit.service" >/dev/null 2>&1
+    done
   fi
 fi
 
