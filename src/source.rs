@@ -392,6 +392,29 @@ impl Source {
         Ok(answer)
     }
 
+    /// Until when the cached answers of `domains` (and, with `addrs`, their
+    /// targets' addresses) stay fresh: the earliest TTL to run out. None when
+    /// one is not cached (it failed, or was never asked). A zone file's
+    /// answers hold until the file changes, which is followed elsewhere: the
+    /// longest cache, `MAX_CACHE`.
+    pub fn fresh_until(&self, domains: &[Name], addrs: bool, now: Instant) -> Option<Instant> {
+        let mut until = now + MAX_CACHE;
+        for d in domains {
+            let srv = self.srv_cache.get(d)?;
+            if let Backend::Dns { .. } = self.backend {
+                until = until.min(srv.fresh_until);
+            }
+            if addrs {
+                let r = self.resolved.get(d)?;
+                if !Arc::ptr_eq(&r.from, &srv.value) {
+                    return None;
+                }
+                until = until.min(r.fresh_until);
+            }
+        }
+        Some(until)
+    }
+
     /// Queries sent to DNS servers since start (SRV, A and AAAA).
     pub fn queries(&self) -> u64 {
         match &self.backend {

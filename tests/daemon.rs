@@ -436,3 +436,136 @@ fn an_owner_that_does_not_resolve_yet_fails_its_template_only() {
     let (code, _) = d.stop();
     assert_eq!(code, Some(0), "{}", d.log());
 }
+
+// Sleeping until something is due: no look at a template before an answer's
+// TTL runs out, unless one of its files changes (inotify).
+
+/// srvd at TTL `ttl` with the status endpoint, after its first reload and
+/// once it has stopped looking (its own write of dest is read back once).
+/// Returns the status address.
+fn settled(server: &DnsServer, site: &Site, ttl: u32, extra: &str) -> (Daemon, String) {
+    two_backends(server, ttl);
+    let addr = config_with_status(site, server, extra);
+    let d = site.start();
+    assert!(wait_until(secs(5.0), || site.reloads() == 1), "{}", d.log());
+    let cycles = || metric(&addr, "srvd_cycles_total");
+    let mut last = cycles();
+    assert!(
+        wait_until(secs(10.0), || {
+            std::thread::sleep(secs(0.5));
+            let now = cycles();
+            let still = now.is_some() && now == last;
+            last = now;
+            still
+        }),
+        "srvd kept cycling at TTL {ttl}\n{}",
+        d.log()
+    );
+    (d, addr)
+}
+
+#[test]
+fn an_idle_srvd_sends_no_query_and_renders_nothing_until_the_ttl_runs_out() {
+    let server = DnsServer::start();
+    let site = Site::new();
+    let (d, addr) = settled(&server, &site, 30, "");
+    let queries = server.queries(D, hickory_proto::rr::RecordType::SRV);
+    let cycles = metric(&addr, "srvd_cycles_total");
+    let renders = metric(&addr, "srvd_renders_total");
+    std::thread::sleep(secs(3.0));
+    assert_eq!(
+        server.queries(D, hickory_proto::rr::RecordType::SRV),
+        queries,
+        "no query while the answer is fresh\n{}",
+        d.log()
+    );
+    assert_eq!(metric(&addr, "srvd_cycles_total"), cycles, "no cycle");
+    assert_eq!(metric(&addr, "srvd_renders_total"), renders, "no render");
+    assert_eq!((site.checks(), site.reloads()), (1, 1));
+}
+
+#[test]
+fn an_answer_whose_ttl_runs_out_is_asked_again_on_time() {
+    let server = DnsServer::start();
+    let site = Site::new();
+    let (d, _) = settled(&server, &site, 2, "");
+    server.set_srv(D, 2, &[(10, 5, 3306, "db-003.example.com.")]);
+    // Asked again when the TTL of 2 s runs out, not never.
+    assert!(
+        wait_until(secs(6.0), || site.read("haproxy.cfg").contains("db-003")),
+        "{}",
+        d.log()
+    );
+}
+
+#[test]
+fn a_dest_changed_behind_srvds_back_is_put_right_before_the_ttl_runs_out() {
+    let server = DnsServer::start();
+    let site = Site::new();
+    let (d, _) = settled(&server, &site, 300, "mode = \"0640\"");
+    let good = site.read("haproxy.cfg");
+    site.write("haproxy.cfg", "backend db\n  server intruder 10.9.9.9:1\n");
+    assert!(
+        wait_until(secs(5.0), || site.read("haproxy.cfg") == good),
+        "dest left edited for the TTL of 300 s\n{}",
+        d.log()
+    );
+    // A mode changed with chmod(2) alone is noticed too: an explicit mode
+    // that drifted is a change.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |site: &Site| {
+        std::fs::metadata(site.path("haproxy.cfg"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    assert_eq!(mode(&site), 0o640);
+    std::fs::set_permissions(
+        site.path("haproxy.cfg"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    assert!(
+        wait_until(secs(5.0), || mode(&site) == 0o640),
+        "mode left at 0600\n{}",
+        d.log()
+    );
+}
+
+#[test]
+fn a_zone_file_replaced_by_rename_is_noticed_at_once() {
+    let site = Site::new();
+    let zone = |target: &str| {
+        format!(
+            "$ORIGIN example.com.\n$TTL 300\n@ IN SOA ns1 hostmaster 1 3600 600 86400 300\n\
+             _mysql._tcp IN SRV 10 5 3306 {target}\n"
+        )
+    };
+    site.write("example.com.zone", &zone("db-001"));
+    site.write("haproxy.cfg.tmpl", TEMPLATE);
+    site.write(
+        "srvd.toml",
+        &format!(
+            "src = \"haproxy.cfg.tmpl\"\ndest = \"haproxy.cfg\"\ndomain = \"_mysql._tcp.example.com\"\n\
+             zone_file = \"example.com.zone\"\nreload_cmd = \"\"\"{}\"\"\"\ninterval = \"100ms\"\nnohttpd = true\n",
+            site.reload_cmd()
+        ),
+    );
+    let d = site.start();
+    assert!(wait_until(secs(5.0), || site.reloads() == 1), "{}", d.log());
+    std::thread::sleep(secs(1.0));
+    // As editors and configuration managers write: a new file renamed over.
+    site.write("example.com.zone.tmp", &zone("db-002"));
+    std::fs::rename(
+        site.path("example.com.zone.tmp"),
+        site.path("example.com.zone"),
+    )
+    .unwrap();
+    assert!(
+        wait_until(secs(5.0), || site.read("haproxy.cfg").contains("db-002")),
+        "{}",
+        d.log()
+    );
+    assert!(wait_until(secs(5.0), || site.reloads() == 2));
+}

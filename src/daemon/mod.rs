@@ -1,10 +1,14 @@
 //! The daemon loop: it only schedules. Poll ticks and deferred changes (wait,
 //! cooldown, back-off) become "cycle these templates now"; SIGHUP becomes
 //! "reload the config"; SIGTERM/SIGINT become "stop". After each cycle it
-//! publishes the status and tells systemd. The watchdog is fed from this loop
+//! publishes the status and tells systemd. Between cycles it sleeps until
+//! something is due: a template whose answers are still fresh and whose files
+//! (`follow`) have not changed is not looked at before its TTL runs out. The
+//! watchdog is fed from this loop
 //! only, and only while a cycle stays within its time budget, so a wedged loop
 //! stops the pings and systemd restarts srvd.
 
+mod follow;
 mod refresh;
 
 use std::collections::HashMap;
@@ -82,6 +86,8 @@ pub fn run(opts: Options) -> Result<u8> {
             }
         }));
         let mut daemon = Daemon {
+            files: follow::Files::new(engine.settings()),
+            looked: vec![Instant::now(); n],
             due: first_due(engine.settings()),
             refresh: vec![Refresh::default(); n],
             counters_watch: dns_notify.as_ref().map(DnsNotifyListener::watch),
@@ -223,6 +229,12 @@ struct Daemon {
     snapshots: watch::Sender<Arc<Snapshot>>,
     /// When each template (config index) is next due.
     due: Vec<Instant>,
+    /// When each template was last looked at: a file event brings it forward
+    /// to no sooner than one interval after that.
+    looked: Vec<Instant>,
+    /// The files followed with inotify; None without inotify, and then every
+    /// template is looked at every interval.
+    files: Option<follow::Files>,
     last_status: String,
     signals: Signals,
     watchdog: Option<Interval>,
@@ -278,6 +290,14 @@ impl Daemon {
                         refresh::schedule(listener, templates, &mut self.refresh, Instant::now());
                     }
                 }
+                changed = follow::changed(&mut self.files) => {
+                    // No sooner than `interval` after the last look: a file
+                    // rewritten in a loop must not become a cycle storm.
+                    for i in changed {
+                        let interval = self.engine.settings().templates[i].timing.interval;
+                        self.due[i] = self.due[i].min(self.looked[i] + interval);
+                    }
+                }
                 _ = refresh::counters_moved(&mut self.counters_watch) => {
                     // /status and /metrics read the NOTIFY counters live;
                     // the STATUS line follows within a second.
@@ -318,6 +338,7 @@ impl Daemon {
         let mut direct: HashMap<Name, Vec<SocketAddr>> = HashMap::new();
         let mut refreshed = Vec::new();
         for &i in due {
+            self.looked[i] = started;
             if self.refresh[i].at.is_some_and(|t| t <= started) {
                 let r = &mut self.refresh[i];
                 direct.extend(r.direct.drain());
@@ -390,6 +411,13 @@ impl Daemon {
             while next <= now {
                 next += interval;
             }
+            // Nothing to look at before an answer goes stale, as long as
+            // inotify tells of any change to dest or the zone file.
+            if self.files.as_ref().is_some_and(|f| f.watched(i)) {
+                if let Some(q) = self.engine.quiet_until(i, started.into_std()) {
+                    next = next.max(Instant::from_std(q));
+                }
+            }
             self.due[i] = next;
         }
         for &(i, until) in &report.wake {
@@ -450,6 +478,8 @@ impl Daemon {
             let n = self.engine.settings().templates.len();
             log::info!("config reloaded: {n} template(s)");
             self.due = vec![Instant::now(); n];
+            self.looked = vec![Instant::now(); n];
+            self.files = follow::Files::new(self.engine.settings());
             self.refresh = vec![Refresh::default(); n];
             match (&self.dns_notify, self.engine.settings().dns_notify.clone()) {
                 (Some(state), Some(new)) => {

@@ -180,6 +180,28 @@ impl Engine {
         self.runs.iter().all(TemplateRun::is_ready)
     }
 
+    /// Until when template `i` needs no look if none of the files it depends
+    /// on changes: until one of its answers' TTL runs out. None while anything
+    /// about it is pending or unsure, so that it keeps its interval: a change
+    /// waits or a reload is owed (their own wake-ups), it fails or has no
+    /// verdict, dest has not been read back since srvd wrote it, HAProxy's
+    /// runtime socket is polled for restarts, or this is a dry run.
+    pub fn quiet_until(&self, i: usize, now: Instant) -> Option<Instant> {
+        let (t, run) = (&self.settings.templates[i], &self.runs[i]);
+        let settled = matches!(run.health, state::Health::Ok)
+            && matches!(run.dest, Dest::Matched { .. })
+            && run.wake_at().is_none()
+            && t.haproxy.socket.is_none()
+            && !self.settings.flags.dry_run;
+        if !settled {
+            return None;
+        }
+        let names: Vec<Name> = t.domains.iter().map(|d| d.name.clone()).collect();
+        self.inputs
+            .source
+            .fresh_until(&names, t.resolve_targets, now)
+    }
+
     /// `hook` is called once, with the STATUS line, the first time every
     /// template is rendered or up to date (see `is_ready`). That happens
     /// between writing dest and running the reload commands, so that a
