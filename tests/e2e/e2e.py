@@ -22,77 +22,26 @@ can mark a moment and ask about the answers around it.
 """
 
 import argparse
+import os
 import signal
 import socket
-import socketserver
 import sys
-import threading
-import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import lib  # noqa: E402  (tests/lib.py)
 
 
 def cmd_backend(args):
     answer = (args.name + "\n").encode()
-
-    class Handler(socketserver.BaseRequestHandler):
-        def handle(self):
-            try:
-                self.request.sendall(answer)
-            except OSError:
-                pass
-
-    class Server(socketserver.ThreadingTCPServer):
-        allow_reuse_address = True
-        daemon_threads = True
-        request_queue_size = 128
-
-    with Server((args.addr, args.port), Handler) as server:
-        signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
-        server.serve_forever(poll_interval=0.1)
+    lib.serve_tcp(args.addr, args.port, lambda sock: sock.sendall(answer), 128)
 
 
 def cmd_client(args):
-    out = open(args.log, "a", buffering=1)
-    lock = threading.Lock()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-
-    def attempt():
-        start = time.time()
-        try:
-            with socket.create_connection((args.addr, args.port), timeout=args.timeout) as s:
-                data = b""
-                while True:
-                    chunk = s.recv(256)
-                    if not chunk:
-                        break
-                    data += chunk
-            name = data.decode(errors="replace").strip()
-            line = f"ok {name}" if name else "fail empty-answer"
-        except OSError as e:
-            line = f"fail {type(e).__name__}:{e.errno if e.errno is not None else '-'}"
-        end = time.time()
-        with lock:
-            out.write(f"{start:.6f} {end:.6f} {line}\n")
-
-    period = 1.0 / args.rate
-    next_at = time.monotonic()
-    threads = []
-    while not stop.is_set():
-        t = threading.Thread(target=attempt, daemon=True)
-        t.start()
-        threads.append(t)
-        threads = [t for t in threads if t.is_alive()]
-        next_at += period
-        delay = next_at - time.monotonic()
-        if delay > 0:
-            stop.wait(delay)
-        else:
-            next_at = time.monotonic()
-    # Let the attempts in flight finish, so that none goes unrecorded.
-    for t in threads:
-        t.join(args.timeout + 1)
-    out.close()
+    lib.client_at_rate(
+        args,
+        lambda sock: lib.read_to_eof(sock, 256).decode(errors="replace").strip(),
+        signals=(signal.SIGTERM, signal.SIGINT),
+    )
 
 
 def read_log(path):
@@ -181,12 +130,7 @@ def master(sock_path, command):
         s.sendall(command.encode() + b"\n")
         # The master answers, then closes, once it sees the end of the input.
         s.shutdown(socket.SHUT_WR)
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = lib.read_to_eof(s)
     return data.decode(errors="replace")
 
 
