@@ -1,6 +1,6 @@
 """Shared pieces of srvd's Python test helpers and benchmarks: stand-in
-backends, a client that connects at a steady rate, and reading a socket to
-its end. Imported by tests/e2e/e2e.py, tests/runtime/runtime.py and
+backends, a client that connects at a steady rate and the reader of its
+log, and reading a socket to its end. Imported by tests/e2e/e2e.py, tests/runtime/runtime.py and
 benches/bench.py, so that a fix to one of these reaches every suite.
 """
 
@@ -83,3 +83,17 @@ def client_at_rate(args, read, signals=(signal.SIGTERM,)):
     for t in threads:
         t.join(args.timeout + 1)
     out.close()
+
+
+def read_client_log(path):
+    """The attempts client_at_rate logged to PATH: (start, end, ok, name or
+    reason) each, in start order; lines of any other shape are skipped."""
+    rows = []
+    with open(path) as f:
+        for line in f:
+            parts = line.split(None, 3)
+            if len(parts) < 4 or parts[2] not in ("ok", "fail"):
+                continue
+            rows.append((float(parts[0]), float(parts[1]), parts[2] == "ok", parts[3].strip()))
+    rows.sort()
+    return rows

@@ -44,21 +44,8 @@ def cmd_client(args):
     )
 
 
-def read_log(path):
-    """(start, end, ok, value) per attempt, in start order."""
-    rows = []
-    with open(path) as f:
-        for line in f:
-            parts = line.split(None, 3)
-            if len(parts) < 4 or parts[2] not in ("ok", "fail"):
-                continue
-            rows.append((float(parts[0]), float(parts[1]), parts[2] == "ok", parts[3].strip()))
-    rows.sort()
-    return rows
-
-
 def cmd_window(args):
-    rows = [r for r in read_log(args.log) if args.start <= r[0] <= args.end]
+    rows = [r for r in lib.read_client_log(args.log) if args.start <= r[0] <= args.end]
     answers = [r[3] for r in rows if r[2]]
     failed = [r for r in rows if not r[2]]
     counts = {}
@@ -88,7 +75,7 @@ def cmd_window(args):
 
 
 def cmd_first(args):
-    for start, end, ok, value in read_log(args.log):
+    for start, end, ok, value in lib.read_client_log(args.log):
         if start >= args.since and ok and value == args.name:
             print(f"{end - args.since:.3f}")
             return 0
@@ -96,7 +83,7 @@ def cmd_first(args):
 
 
 def cmd_settled(args):
-    rows = [r for r in read_log(args.log) if r[0] >= args.since and r[2]]
+    rows = [r for r in lib.read_client_log(args.log) if r[0] >= args.since and r[2]]
     tail = 0
     last_other = None
     for start, end, ok, value in reversed(rows):
@@ -112,14 +99,14 @@ def cmd_settled(args):
 
 
 def cmd_failures(args):
-    failed = [r for r in read_log(args.log) if not r[2]]
+    failed = [r for r in lib.read_client_log(args.log) if not r[2]]
     for start, end, ok, value in failed:
         print(f"{start:.6f} {end:.6f} {value}")
     return 1 if failed else 0
 
 
 def cmd_attempts(args):
-    print(len(read_log(args.log)))
+    print(len(lib.read_client_log(args.log)))
     return 0
 
 

@@ -206,27 +206,26 @@ def cmd_plan(args):
     return 0
 
 
-def read_client(path):
-    rows = []
+def pool_events(path):
+    """(T, WHAT, ID, NAME, FIELDS, LINE) per line of a pool's log
+    ("T open ID NAME", "T close ID NAME REASON", "T fail ..."); shorter
+    lines are skipped."""
     with open(path) as f:
         for line in f:
-            parts = line.split(None, 3)
-            if len(parts) < 4 or parts[2] not in ("ok", "fail"):
-                continue
-            rows.append((float(parts[0]), float(parts[1]), parts[2] == "ok", parts[3].strip()))
-    rows.sort()
-    return rows
+            p = line.split()
+            if len(p) >= 4:
+                yield float(p[0]), p[1], p[2], p[3], p, line
 
 
 def cmd_failures(args):
-    bad = [r for r in read_client(args.log) if not r[2] and args.start <= r[0] <= args.end]
+    bad = [r for r in lib.read_client_log(args.log) if not r[2] and args.start <= r[0] <= args.end]
     for start, end, _, why in bad:
         print(f"{start:.6f} {end:.6f} {why}")
     return 1 if bad else 0
 
 
 def cmd_attempts(args):
-    rows = [r for r in read_client(args.log) if args.start <= r[0] <= args.end]
+    rows = [r for r in lib.read_client_log(args.log) if args.start <= r[0] <= args.end]
     names = {}
     for r in rows:
         if r[2]:
@@ -250,21 +249,16 @@ def cmd_sessions(args):
                 leavers = set(p[4].split(",")) - {""} if len(p) > 4 else set()
                 changes.append((int(p[0]), float(p[1]), float(p[2]), float(p[3]), leavers))
     opened, closes, fails = {}, [], []
-    with open(args.pool) as f:
-        for line in f:
-            p = line.split()
-            if len(p) < 4:
-                continue
-            t, what, ident, name = float(p[0]), p[1], p[2], p[3]
-            if not (args.start <= t <= args.end):
-                continue
-            if what == "open":
-                opened[ident] = (t, name)
-            elif what == "close" and p[4:5] not in (["stopped"], ["recycled"]):
-                since = opened.get(ident, (None, name))[0]
-                closes.append((t, name, p[4] if len(p) > 4 else "?", since))
-            elif what == "fail":
-                fails.append(line.strip())
+    for t, what, ident, name, p, line in pool_events(args.pool):
+        if not (args.start <= t <= args.end):
+            continue
+        if what == "open":
+            opened[ident] = (t, name)
+        elif what == "close" and p[4:5] not in (["stopped"], ["recycled"]):
+            since = opened.get(ident, (None, name))[0]
+            closes.append((t, name, p[4] if len(p) > 4 else "?", since))
+        elif what == "fail":
+            fails.append(line.strip())
     drained, cut, late = 0, [], []
     for t, name, reason, since in closes:
         host = name.split(".")[0]
@@ -286,18 +280,13 @@ def cmd_sessions(args):
 
 def cmd_held(args):
     opened, held = {}, 0
-    with open(args.pool) as f:
-        for line in f:
-            p = line.split()
-            if len(p) < 4:
-                continue
-            t, what, ident, name = float(p[0]), p[1], p[2], p[3]
-            if what == "open":
-                opened[ident] = (t, name)
-            elif what == "close" and ident in opened:
-                since, was = opened.pop(ident)
-                if was == args.name and since < args.start and t > args.end:
-                    held += 1
+    for t, what, ident, name, _, _ in pool_events(args.pool):
+        if what == "open":
+            opened[ident] = (t, name)
+        elif what == "close" and ident in opened:
+            since, was = opened.pop(ident)
+            if was == args.name and since < args.start and t > args.end:
+                held += 1
     now = time.time()
     held += sum(1 for since, was in opened.values() if was == args.name and since < args.start and now > args.end)
     print(held)
