@@ -28,6 +28,17 @@ fn field_site(case: &str) -> Site {
     site
 }
 
+/// Waits up to 10 s for out/list.txt to read WANT (trailing white space
+/// aside); else fails with CONTEXT and srvd's log.
+#[track_caller]
+fn wait_for_list(site: &Site, d: &Daemon, want: &str, context: &str) {
+    assert!(
+        wait_until(secs(10.0), || site.read("out/list.txt").trim_end() == want),
+        "{context}{}",
+        d.log()
+    );
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap().flatten() {
@@ -174,12 +185,7 @@ fn a_zone_file_rewritten_in_place_keeping_size_and_mtime_is_followed() {
         .set_modified(mtime)
         .unwrap();
     let d = site.start();
-    assert!(
-        wait_until(secs(10.0), || site.read("out/list.txt").trim_end()
-            == "server db-001.example.com:3306"),
-        "{}",
-        d.log()
-    );
+    wait_for_list(&site, &d, "server db-001.example.com:3306", "");
 
     // In place: the same inode, the same size, the mtime put back.
     let b = std::fs::read(site.path("src-b.zone")).unwrap();
@@ -199,12 +205,7 @@ fn a_zone_file_rewritten_in_place_keeping_size_and_mtime_is_followed() {
         (after.ino(), after.size(), after.mtime())
     );
 
-    assert!(
-        wait_until(secs(10.0), || site.read("out/list.txt").trim_end()
-            == "server db-002.example.com:3306"),
-        "{}",
-        d.log()
-    );
+    wait_for_list(&site, &d, "server db-002.example.com:3306", "");
 }
 
 /// The way the docs say to replace a zone file: a temporary file beside it,
@@ -232,12 +233,7 @@ fn a_zone_file_replaced_by_rename_is_followed() {
         )
         .unwrap();
         let want = format!("server {host}.example.com:3306\n");
-        assert!(
-            wait_until(secs(10.0), || site.read("out/list.txt").trim_end()
-                == want.trim_end()),
-            "{host}: {}",
-            d.log()
-        );
+        wait_for_list(&site, &d, want.trim_end(), &format!("{host}: "));
     }
 }
 
