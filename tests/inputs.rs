@@ -39,6 +39,16 @@ fn wait_for_list(site: &Site, d: &Daemon, want: &str, context: &str) {
     );
 }
 
+/// Puts PATH's modification time to T, as `touch -d` or `cp -p` would.
+fn set_mtime(path: &Path, t: std::time::SystemTime) {
+    File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap().flatten() {
@@ -178,12 +188,7 @@ fn a_zone_file_rewritten_in_place_keeping_size_and_mtime_is_followed() {
     let zone = site.path("example.com.zone");
     std::fs::copy(site.path("src-a.zone"), &zone).unwrap();
     let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
-    File::options()
-        .write(true)
-        .open(&zone)
-        .unwrap()
-        .set_modified(mtime)
-        .unwrap();
+    set_mtime(&zone, mtime);
     let d = site.start();
     wait_for_list(&site, &d, "server db-001.example.com:3306", "");
 
@@ -192,12 +197,7 @@ fn a_zone_file_rewritten_in_place_keeping_size_and_mtime_is_followed() {
     assert_eq!(b.len() as u64, std::fs::metadata(&zone).unwrap().len());
     let before = std::fs::metadata(&zone).unwrap();
     std::fs::write(&zone, &b).unwrap();
-    File::options()
-        .write(true)
-        .open(&zone)
-        .unwrap()
-        .set_modified(mtime)
-        .unwrap();
+    set_mtime(&zone, mtime);
     let after = std::fs::metadata(&zone).unwrap();
     use std::os::unix::fs::MetadataExt;
     assert_eq!(
