@@ -1,9 +1,10 @@
 """Shared pieces of srvd's Python test helpers and benchmarks: stand-in
 backends, a client that connects at a steady rate and the reader of its
-log, and reading a socket to its end. Imported by tests/e2e/e2e.py, tests/runtime/runtime.py and
+log, binding a Unix socket afresh, and reading a socket to its end. Imported by tests/e2e/e2e.py, tests/runtime/runtime.py and
 benches/bench.py, so that a fix to one of these reaches every suite.
 """
 
+import os
 import signal
 import socket
 import socketserver
@@ -97,3 +98,15 @@ def read_client_log(path):
             rows.append((float(parts[0]), float(parts[1]), parts[2] == "ok", parts[3].strip()))
     rows.sort()
     return rows
+
+
+def bound_unix(path, kind):
+    """A Unix socket of KIND (socket.SOCK_STREAM or SOCK_DGRAM) bound to
+    PATH, a socket left there by an earlier run removed first."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    s = socket.socket(socket.AF_UNIX, kind)
+    s.bind(path)
+    return s

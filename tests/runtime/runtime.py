@@ -428,12 +428,7 @@ def cmd_state(args):
 
 
 def cmd_hang(args):
-    try:
-        os.unlink(args.path)
-    except FileNotFoundError:
-        pass
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.bind(args.path)
+    s = lib.bound_unix(args.path, socket.SOCK_STREAM)
     s.listen(64)
     held = []
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
