@@ -23,6 +23,9 @@ import struct
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+import lib  # noqa: E402  (tests/lib.py)
+
 
 def busy(base):
     lo, hi = base, base + 29
@@ -326,12 +329,7 @@ def haproxy_servers(sock_path, backend):
     s.settimeout(2)
     s.connect(sock_path)
     s.sendall(f"show servers state {backend}\n".encode())
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
+    data = lib.read_to_eof(s)
     s.close()
     # be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state ...
     servers = []

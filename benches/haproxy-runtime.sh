@@ -75,10 +75,7 @@ one() {
     echo "_mysql._tcp  IN SRV  20 10 3306 db-001"
     for n in 1 2 3 4 5 6 7 8; do echo "db-00$n       IN A    127.0.0.2$n"; done
   } >"$T/knot/zones/example.com.zone"
-  {
-    knot_conf "$T/knot" "$ADDR@$DNS_PORT" "$TSIG_KEY"
-    printf 'template:\n  - id: default\n    storage: "%s"\n    file: "%%s.zone"\nzone:\n  - domain: example.com\n    acl: update\n' "$T/knot/zones"
-  } >"$T/knot/knot.conf"
+  knot_conf_example "$T/knot" "$ADDR@$DNS_PORT" "$TSIG_KEY" >"$T/knot/knot.conf"
   knot_start "$T/knot/knot.conf" "$ADDR" "$DNS_PORT" example.com
   for n in 1 2 3 4 5 6 7 8; do
     python3 "$HELPER" backend "db-00$n.example.com" "127.0.0.2$n" 3306 >>"$T/backends.log" 2>&1 &

@@ -36,16 +36,8 @@ fn main() {
 fn records(n: usize) -> Vec<Srv> {
     let mut v: Vec<Srv> = (0..n)
         .map(|i| {
-            let mut s = Srv {
-                target: format!("db-{i:05}.example.com."),
-                host: format!("db-{i:05}.example.com"),
-                port: 3306,
-                priority: if i % 10 == 0 { 20 } else { 10 },
-                weight: 5,
-                ttl: 30,
-                endpoint: format!("db-{i:05}.example.com.:3306"),
-                addrs: None,
-            };
+            let priority = if i % 10 == 0 { 20 } else { 10 };
+            let mut s = Srv::new(&format!("db-{i:05}.example.com"), 3306, priority, 5, 30);
             let ip = std::net::Ipv4Addr::new(10, (i >> 16) as u8, (i >> 8) as u8, i as u8);
             s.set_addrs(&[ip.into()]);
             s

@@ -162,16 +162,7 @@ pub fn sample_records(with_addrs: bool) -> Vec<Srv> {
     ]
     .into_iter()
     .map(|(priority, weight, port, host, addr)| {
-        let mut r = Srv {
-            target: format!("{host}."),
-            host: host.to_owned(),
-            port,
-            priority,
-            weight,
-            ttl: 30,
-            endpoint: format!("{host}.:{port}"),
-            addrs: None,
-        };
+        let mut r = Srv::new(host, port, priority, weight, 30);
         if with_addrs {
             if let Ok(ip) = addr.parse() {
                 r.set_addrs(&[ip]);
@@ -403,16 +394,7 @@ mod tests {
     use super::*;
 
     fn srv(host: &str, port: u16, priority: u16) -> Srv {
-        Srv {
-            target: format!("{host}."),
-            host: host.into(),
-            port,
-            priority,
-            weight: 0,
-            ttl: 30,
-            endpoint: format!("{host}.:{port}"),
-            addrs: None,
-        }
+        Srv::new(host, port, priority, 0, 30)
     }
 
     fn render(text: &str, domains: &[(&str, &[Srv])]) -> Result<String, String> {

@@ -69,10 +69,7 @@ fn back_off_stops_a_reload_storm() {
 #[test]
 fn mode_and_owner_are_kept_or_set_and_drift_is_repaired() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let server = DnsServer::start();
-    two_backends(&server, 0);
-    let site = Site::new();
-    basic_config(&site, &server, "");
+    let (_server, site) = two_backend_site("");
     site.write("haproxy.cfg", "old\n");
     std::fs::set_permissions(
         site.path("haproxy.cfg"),
@@ -88,10 +85,7 @@ fn mode_and_owner_are_kept_or_set_and_drift_is_repaired() {
 
 #[test]
 fn an_explicit_mode_is_set_and_drift_is_repaired() {
-    let server = DnsServer::start();
-    two_backends(&server, 0);
-    let site = Site::new();
-    basic_config(&site, &server, "mode = \"0600\"");
+    let (_server, site) = two_backend_site("mode = \"0600\"");
     let _d = site.start();
     assert!(wait_until(secs(5.0), || site.reloads() == 1));
     assert_eq!(
@@ -190,10 +184,7 @@ fn a_symlinked_dest_has_its_final_target_replaced_and_keeps_its_links() {
 /// and at a later one; files that only look alike are not srvd's to remove.
 #[test]
 fn staged_files_left_by_a_crash_are_removed_at_start() {
-    let server = DnsServer::start();
-    two_backends(&server, 0);
-    let site = Site::new();
-    basic_config(&site, &server, "");
+    let (_server, site) = two_backend_site("");
     // Before dest was ever written.
     site.write(".srvd-staged-0badc0de-haproxy.cfg", "half a fi");
     let d = site.start();
@@ -297,15 +288,10 @@ fn kill_9_during_applies_leaves_a_complete_file() {
 /// What the field cases' template renders for their zone's one record.
 const DB1: &str = "server db-001.example.com:3306\n\n";
 
-/// Copies a field case's files (srvd.toml, template, zone file) from
-/// tests/fixtures/field/ into a new site, polling every 100 ms.
+/// A field case's site (`Site::from_field_case`), polling every 100 ms,
+/// with an empty out/ for dest.
 fn field_site(case: &str) -> Site {
-    let site = Site::new();
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/field");
-    for e in std::fs::read_dir(dir.join(case)).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), site.path(e.file_name().to_str().unwrap())).unwrap();
-    }
+    let site = Site::from_field_case(case);
     site.set_key("interval", "\"100ms\"");
     std::fs::create_dir_all(site.path("out")).unwrap();
     site
@@ -316,6 +302,19 @@ fn set_zone(site: &Site, records: &str) {
     let head = "$ORIGIN example.com.\n$TTL 30\n@ IN SOA ns1 hostmaster 1 3600 600 86400 30\n";
     site.write("zone.new", &format!("{head}{records}"));
     std::fs::rename(site.path("zone.new"), site.path("example.com.zone")).unwrap();
+}
+
+/// Makes the next reload fail, moves the zone's one record to db-002, and
+/// waits for srvd to roll dest back.
+#[track_caller]
+fn change_with_failing_reload(site: &Site, d: &Daemon) {
+    site.write("reload.fail", "");
+    set_zone(site, "_mysql._tcp IN SRV 10 10 3306 db-002\n");
+    assert!(
+        d.wait_log("rolled back to the previous content", secs(5.0)),
+        "{}",
+        d.log()
+    );
 }
 
 /// `setfacl -m u:UID:r` on a 0640 file, as the kernel stores it (acl(5)):
@@ -361,13 +360,7 @@ fn an_acl_and_xattrs_on_dest_survive_a_change_and_a_rollback() {
     assert_eq!(attrs(), want, "after the change");
 
     // A change whose reload fails: rolled back, still with its ACL.
-    site.write("reload.fail", "");
-    set_zone(&site, "_mysql._tcp IN SRV 10 10 3306 db-002\n");
-    assert!(
-        d.wait_log("rolled back to the previous content", secs(5.0)),
-        "{}",
-        d.log()
-    );
+    change_with_failing_reload(&site, &d);
     assert_eq!(site.read("out/haproxy.cfg"), DB1);
     assert_eq!(attrs(), want, "after the rollback");
 }
@@ -455,13 +448,7 @@ fn an_in_place_rollback_reaches_every_path_too() {
     site.set_commands(None, Some(&site.reload_cmd()));
     let d = site.start();
     assert!(wait_until(secs(5.0), || site.reloads() == 1), "{}", d.log());
-    site.write("reload.fail", "");
-    set_zone(&site, "_mysql._tcp IN SRV 10 10 3306 db-002\n");
-    assert!(
-        d.wait_log("rolled back to the previous content", secs(5.0)),
-        "{}",
-        d.log()
-    );
+    change_with_failing_reload(&site, &d);
     for path in ["out/haproxy.cfg", "chroot/haproxy.cfg"] {
         assert_eq!(site.read(path), DB1, "{path}");
     }

@@ -21,16 +21,22 @@ fn configured(extra: &str) -> (DnsServer, Site) {
     (dns, site)
 }
 
-#[test]
-fn oneshot_exits_0_when_updated_or_up_to_date() {
-    let (_dns, site) = configured("");
-    let out = site.run(&["--oneshot"]);
+/// Asserts that a run of srvd exited 0, showing its stderr when not.
+#[track_caller]
+fn assert_exit_0(out: &std::process::Output) {
     assert_eq!(
         out.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn oneshot_exits_0_when_updated_or_up_to_date() {
+    let (_dns, site) = configured("");
+    let out = site.run(&["--oneshot"]);
+    assert_exit_0(&out);
     assert!(site.read("haproxy.cfg").contains("db-001"));
     assert_eq!(site.reloads(), 1);
     let out = site.run(&["--oneshot"]);
@@ -132,12 +138,7 @@ fn srvd_help_prints_the_help() {
     let site = Site::new();
     let out = site.run(&["help"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit_0(&out);
     assert!(
         text.contains("Usage: srvd") && text.contains("--status-listen"),
         "{text}"
@@ -303,12 +304,7 @@ fn render_with_a_zone_file_needs_no_dns_server() {
         "$ORIGIN example.com.\n@ 30 IN SOA ns1 h 1 1 1 1 1\n_mysql._tcp 30 IN SRV 0 0 3307 zdb\n",
     );
     let out = site.run(&["render", "--zone", site.path("z.zone").to_str().unwrap()]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit_0(&out);
     assert!(String::from_utf8_lossy(&out.stdout).contains("zdb.example.com.:3307"));
 }
 
@@ -378,12 +374,7 @@ fn example_site() -> Site {
 fn the_bundled_example_runs_without_a_dns_server() {
     let site = example_site();
     let out = site.run(&["--oneshot"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit_0(&out);
     let cfg = site.read("out/haproxy.cfg");
     assert!(
         cfg.contains("server db-001.example.com:3306 127.0.0.11:3306 weight 256 check\n"),

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use srvd::haproxy::master::{self, Verdict};
 use srvd::haproxy::runtime;
-use srvd::haproxy::servers::{Layout, diff};
+use srvd::haproxy::servers::{Change, Layout, diff};
 use srvd::haproxy::socket::CliAddress;
 use support::haproxy::{Backend, Haproxy, Session};
 use support::{free_port, wait_until};
@@ -50,15 +50,29 @@ fn runtime_rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// Sends the runtime-API script for CHANGES to the socket at ADDR, on RT,
+/// draining removed servers for up to DRAIN.
+fn run_script(
+    rt: &tokio::runtime::Runtime,
+    addr: &CliAddress,
+    changes: &[Change],
+    drain: Duration,
+) -> Result<runtime::Applied, runtime::RuntimeError> {
+    rt.block_on(runtime::apply(
+        addr,
+        &runtime::script(changes),
+        LIMIT,
+        drain,
+    ))
+}
+
 /// Applies the change from `old` to `new` through the stats socket and
 /// checks the running servers against `new`.
 fn apply(rt: &tokio::runtime::Runtime, h: &Haproxy, old: &str, new: &str, drain: Duration) {
     let (old_l, new_l) = (Layout::parse(old), Layout::parse(new));
     let changes = diff(&old_l, &new_l).unwrap_or_else(|e| panic!("{e}\n{old}\n{new}"));
     let addr = CliAddress::Unix(h.admin.clone());
-    let script = runtime::script(&changes);
-    rt.block_on(runtime::apply(&addr, &script, LIMIT, drain))
-        .unwrap_or_else(|e| panic!("{e}: {changes:?}"));
+    run_script(rt, &addr, &changes, drain).unwrap_or_else(|e| panic!("{e}: {changes:?}"));
     let be = new_l.backend("be").unwrap();
     let m = rt.block_on(runtime::verify(&addr, be, LIMIT)).unwrap();
     assert_eq!(m, None, "after {changes:?}");
@@ -233,14 +247,7 @@ fn a_removed_server_drains_then_its_sessions_are_closed() {
     let started = Instant::now();
     let addr = CliAddress::Unix(h.admin.clone());
     let changes = diff(&Layout::parse(both), &Layout::parse(only_a)).unwrap();
-    let applied = rt
-        .block_on(runtime::apply(
-            &addr,
-            &runtime::script(&changes),
-            LIMIT,
-            drain,
-        ))
-        .unwrap();
+    let applied = run_script(&rt, &addr, &changes, drain).unwrap();
     // The session was busy, so the drain lasted its whole time, then the
     // session was shut down.
     assert!(applied.drained >= drain, "{applied:?}");
@@ -264,14 +271,7 @@ fn a_server_without_sessions_leaves_without_waiting_for_the_drain() {
     let (both, only_a, h, rt) = (&two.both, &two.only_a, &two.haproxy, runtime_rt());
     let addr = CliAddress::Unix(h.admin.clone());
     let changes = diff(&Layout::parse(both), &Layout::parse(only_a)).unwrap();
-    let applied = rt
-        .block_on(runtime::apply(
-            &addr,
-            &runtime::script(&changes),
-            LIMIT,
-            Duration::from_secs(30),
-        ))
-        .unwrap();
+    let applied = run_script(&rt, &addr, &changes, Duration::from_secs(30)).unwrap();
     assert!(applied.drained < Duration::from_secs(5), "{applied:?}");
 }
 
@@ -286,14 +286,7 @@ fn a_keyword_the_runtime_refuses_is_an_error_naming_the_command() {
     let new = format!("{old}  server db-009 127.0.0.1:1 foo-bar\n");
     let changes = diff(&Layout::parse(&old), &Layout::parse(&new)).unwrap();
     let addr = CliAddress::Unix(h.admin.clone());
-    let e = rt
-        .block_on(runtime::apply(
-            &addr,
-            &runtime::script(&changes),
-            LIMIT,
-            Duration::ZERO,
-        ))
-        .unwrap_err();
+    let e = run_script(&rt, &addr, &changes, Duration::ZERO).unwrap_err();
     assert_eq!(e.reason, "refused");
     assert!(
         e.detail.contains("add server be/db-009") && e.detail.contains("foo-bar"),
@@ -301,14 +294,7 @@ fn a_keyword_the_runtime_refuses_is_an_error_naming_the_command() {
     );
     // A socket nobody listens on is a socket error, at once.
     let gone = CliAddress::Unix(h.dir.path().join("gone.sock"));
-    let e = rt
-        .block_on(runtime::apply(
-            &gone,
-            &runtime::script(&changes),
-            LIMIT,
-            Duration::ZERO,
-        ))
-        .unwrap_err();
+    let e = run_script(&rt, &gone, &changes, Duration::ZERO).unwrap_err();
     assert_eq!(e.reason, "socket");
 }
 

@@ -28,6 +28,27 @@ fn field_site(case: &str) -> Site {
     site
 }
 
+/// Waits up to 10 s for out/list.txt to read WANT (trailing white space
+/// aside); else fails with CONTEXT and srvd's log.
+#[track_caller]
+fn wait_for_list(site: &Site, d: &Daemon, want: &str, context: &str) {
+    assert!(
+        wait_until(secs(10.0), || site.read("out/list.txt").trim_end() == want),
+        "{context}{}",
+        d.log()
+    );
+}
+
+/// Puts PATH's modification time to T, as `touch -d` or `cp -p` would.
+fn set_mtime(path: &Path, t: std::time::SystemTime) {
+    File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap().flatten() {
@@ -167,31 +188,16 @@ fn a_zone_file_rewritten_in_place_keeping_size_and_mtime_is_followed() {
     let zone = site.path("example.com.zone");
     std::fs::copy(site.path("src-a.zone"), &zone).unwrap();
     let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
-    File::options()
-        .write(true)
-        .open(&zone)
-        .unwrap()
-        .set_modified(mtime)
-        .unwrap();
+    set_mtime(&zone, mtime);
     let d = site.start();
-    assert!(
-        wait_until(secs(10.0), || site.read("out/list.txt").trim_end()
-            == "server db-001.example.com:3306"),
-        "{}",
-        d.log()
-    );
+    wait_for_list(&site, &d, "server db-001.example.com:3306", "");
 
     // In place: the same inode, the same size, the mtime put back.
     let b = std::fs::read(site.path("src-b.zone")).unwrap();
     assert_eq!(b.len() as u64, std::fs::metadata(&zone).unwrap().len());
     let before = std::fs::metadata(&zone).unwrap();
     std::fs::write(&zone, &b).unwrap();
-    File::options()
-        .write(true)
-        .open(&zone)
-        .unwrap()
-        .set_modified(mtime)
-        .unwrap();
+    set_mtime(&zone, mtime);
     let after = std::fs::metadata(&zone).unwrap();
     use std::os::unix::fs::MetadataExt;
     assert_eq!(
@@ -199,12 +205,7 @@ fn a_zone_file_rewritten_in_place_keeping_size_and_mtime_is_followed() {
         (after.ino(), after.size(), after.mtime())
     );
 
-    assert!(
-        wait_until(secs(10.0), || site.read("out/list.txt").trim_end()
-            == "server db-002.example.com:3306"),
-        "{}",
-        d.log()
-    );
+    wait_for_list(&site, &d, "server db-002.example.com:3306", "");
 }
 
 /// The way the docs say to replace a zone file: a temporary file beside it,
@@ -232,12 +233,7 @@ fn a_zone_file_replaced_by_rename_is_followed() {
         )
         .unwrap();
         let want = format!("server {host}.example.com:3306\n");
-        assert!(
-            wait_until(secs(10.0), || site.read("out/list.txt").trim_end()
-                == want.trim_end()),
-            "{host}: {}",
-            d.log()
-        );
+        wait_for_list(&site, &d, want.trim_end(), &format!("{host}: "));
     }
 }
 

@@ -40,6 +40,22 @@ acl:
 CONF
 }
 
+# knot_conf_example DIR LISTEN KEY_ID:SECRET: a whole knot.conf (knot_conf's
+# sections) serving the one zone example.com from DIR/zones/example.com.zone,
+# updatable with the key.
+knot_conf_example() {
+  knot_conf "$@"
+  cat <<CONF
+template:
+  - id: default
+    storage: "$1/zones"
+    file: "%s.zone"
+zone:
+  - domain: example.com
+    acl: update
+CONF
+}
+
 # zone_head ZONE TTL NS_ADDR: the first lines of ZONE's zone file: $ORIGIN,
 # $TTL, the SOA (its negative-caching TTL TTL too), and ns1 at NS_ADDR.
 zone_head() {

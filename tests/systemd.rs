@@ -152,27 +152,22 @@ fn the_watchdog_goes_quiet_when_the_loop_is_wedged() {
     );
 }
 
-/// The request that socket-activates srvd is answered once the first cycle
-/// is done, with what it found, never `Ok: false` for "not tried yet". The
-/// DNS server answers late so that the request surely comes first.
-#[test]
-fn socket_activation_answers_the_first_request_after_the_first_cycle() {
+/// Starts BIN with the site's srvd.toml as systemd starts a socket-activated
+/// service (sd_listen_fds(3)): LISTENER as fd 3, `LISTEN_FDS=1` and
+/// `LISTEN_PID` set to the process's own PID.
+fn socket_activated(
+    site: &Site,
+    listener: &std::net::TcpListener,
+    bin: &str,
+) -> std::process::Child {
     use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
-    let dns = DnsServer::start();
-    dns.set_srv(D, 0, &[(1, 1, 3306, "db-001.example.com.")]);
-    dns.set_delay(secs(0.8));
-    let site = Site::new();
-    let text = basic_config(&site, &dns, "dns_timeout = \"3s\"").replace("nohttpd = true\n", "");
-    site.write("srvd.toml", &text.replace("dns_timeout = \"300ms\"\n", ""));
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
     let fd = listener.as_raw_fd();
     let mut cmd = std::process::Command::new("sh");
     cmd.arg("-c")
         .arg(format!(
             "LISTEN_PID=$$ LISTEN_FDS=1 exec {} --config {}",
-            srvd_bin(),
+            bin,
             site.path("srvd.toml").display()
         ))
         .stderr(std::process::Stdio::null());
@@ -185,7 +180,23 @@ fn socket_activation_answers_the_first_request_after_the_first_cycle() {
             Ok(())
         });
     }
-    let mut child = cmd.spawn().unwrap();
+    cmd.spawn().unwrap()
+}
+
+/// The request that socket-activates srvd is answered once the first cycle
+/// is done, with what it found, never `Ok: false` for "not tried yet". The
+/// DNS server answers late so that the request surely comes first.
+#[test]
+fn socket_activation_answers_the_first_request_after_the_first_cycle() {
+    let dns = DnsServer::start();
+    dns.set_srv(D, 0, &[(1, 1, 3306, "db-001.example.com.")]);
+    dns.set_delay(secs(0.8));
+    let site = Site::new();
+    let text = basic_config(&site, &dns, "dns_timeout = \"3s\"").replace("nohttpd = true\n", "");
+    site.write("srvd.toml", &text.replace("dns_timeout = \"300ms\"\n", ""));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let mut child = socket_activated(&site, &listener, &srvd_bin());
     // The first request, as a client of srvd.socket sends it: at once.
     let (code, body) = http_get(&addr, "/status");
     drop(listener);
@@ -200,8 +211,6 @@ fn socket_activation_answers_the_first_request_after_the_first_cycle() {
 
 #[test]
 fn socket_activation_serves_on_the_passed_socket() {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::process::CommandExt;
     let dns = DnsServer::start();
     dns.set_srv(D, 0, &[(1, 1, 3306, "db-001.example.com.")]);
     let site = Site::new();
@@ -209,24 +218,7 @@ fn socket_activation_serves_on_the_passed_socket() {
     site.write("srvd.toml", &text);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let fd = listener.as_raw_fd();
-    let mut cmd = std::process::Command::new("sh");
-    cmd.arg("-c")
-        .arg(format!(
-            "LISTEN_PID=$$ LISTEN_FDS=1 exec {SRVD} --config {}",
-            site.path("srvd.toml").display()
-        ))
-        .stderr(std::process::Stdio::null());
-    // SAFETY: dup2 is async-signal-safe; fd 3 becomes the passed socket.
-    unsafe {
-        cmd.pre_exec(move || {
-            if nix::libc::dup2(fd, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().unwrap();
+    let mut child = socket_activated(&site, &listener, SRVD);
     drop(listener);
     let ok = wait_until(secs(5.0), || {
         std::panic::catch_unwind(|| http_get(&addr, "/status").1.contains("\"Ok\": true"))
@@ -237,23 +229,11 @@ fn socket_activation_serves_on_the_passed_socket() {
     assert!(ok, "served /status on the socket passed as fd 3");
 }
 
-/// Copies a field case's files (srvd.toml, template, zone file) from
-/// tests/fixtures/field/ into a new site.
-fn field_site(case: &str) -> Site {
-    let site = Site::new();
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/field");
-    for e in std::fs::read_dir(dir.join(case)).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), site.path(e.file_name().to_str().unwrap())).unwrap();
-    }
-    site
-}
-
 #[test]
 fn abstract_notify_socket_gets_ready_status_and_watchdog() {
     // A service manager passing NOTIFY_SOCKET=@name (sd_notify(3)'s abstract
     // namespace form): every message must arrive there.
-    let site = field_site("02-abstract-notify-socket");
+    let site = Site::from_field_case("02-abstract-notify-socket");
     let notify = NotifySocket::new_abstract(&site);
     assert!(notify.path.to_str().unwrap().starts_with('@'));
     let d = site.start_notified(&notify, "400000");

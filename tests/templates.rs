@@ -89,16 +89,7 @@ impl Rng {
 }
 
 fn srv(host: &str, port: u16, priority: u16, weight: u16, addr: IpAddr) -> Srv {
-    let mut s = Srv {
-        target: format!("{host}."),
-        host: host.to_owned(),
-        port,
-        priority,
-        weight,
-        ttl: 30,
-        endpoint: format!("{host}.:{port}"),
-        addrs: None,
-    };
+    let mut s = Srv::new(host, port, priority, weight, 30);
     s.set_addrs(&[addr]);
     s
 }
@@ -287,12 +278,7 @@ fn every_shipped_haproxy_template_renders_what_the_records_mean_and_haproxy_acce
 
 /// A field case's srvd.toml and zone file, with the bundled template.
 fn field_site(case: &str) -> Site {
-    let site = Site::new();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/field");
-    for e in std::fs::read_dir(dir.join(case)).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), site.path(e.file_name().to_str().unwrap())).unwrap();
-    }
+    let site = Site::from_field_case(case);
     site.write("haproxy.cfg.tmpl", &repo("examples/haproxy.cfg.tmpl"));
     site
 }

@@ -121,16 +121,7 @@ mod tests {
     use crate::render::Renderer;
 
     fn srv(host: &str, port: u16, priority: u16, weight: u16) -> Srv {
-        Srv {
-            target: format!("{host}."),
-            host: host.into(),
-            port,
-            priority,
-            weight,
-            ttl: 30,
-            endpoint: format!("{host}.:{port}"),
-            addrs: None,
-        }
+        Srv::new(host, port, priority, weight, 30)
     }
 
     /// The Go srvd's seed records: db-001 and db-002, `10 10 3306`.

@@ -37,6 +37,22 @@ pub struct Srv {
 }
 
 impl Srv {
+    /// The record for HOST (no trailing dot) at PORT, with the priority and
+    /// weight of RFC 2782 and a TTL in seconds, before any address is known:
+    /// its endpoint is the target itself ("db-001.example.com.:3306").
+    pub fn new(host: &str, port: u16, priority: u16, weight: u16, ttl: u32) -> Srv {
+        Srv {
+            target: format!("{host}."),
+            host: host.to_owned(),
+            port,
+            priority,
+            weight,
+            ttl,
+            endpoint: format!("{host}.:{port}"),
+            addrs: None,
+        }
+    }
+
     /// Gives the record its addresses (sorted, non-empty); the endpoint
     /// then uses the first one.
     pub fn set_addrs(&mut self, addrs: &[IpAddr]) {
@@ -157,16 +173,9 @@ pub fn answer_from<'a>(query: &Name, records: impl IntoIterator<Item = &'a Recor
                 port,
                 reason: "port 0".into(),
             }),
-            Ok(host) => answer.records.push(Srv {
-                target: format!("{host}."),
-                endpoint: format!("{host}.:{port}"),
-                host,
-                port,
-                priority,
-                weight,
-                ttl,
-                addrs: None,
-            }),
+            Ok(host) => answer
+                .records
+                .push(Srv::new(&host, port, priority, weight, ttl)),
             Err(reason) => answer.rejected.push(Rejected {
                 target: escaped(target),
                 port,

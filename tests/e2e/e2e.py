@@ -22,94 +22,30 @@ can mark a moment and ask about the answers around it.
 """
 
 import argparse
+import os
 import signal
 import socket
-import socketserver
 import sys
-import threading
-import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import lib  # noqa: E402  (tests/lib.py)
 
 
 def cmd_backend(args):
     answer = (args.name + "\n").encode()
-
-    class Handler(socketserver.BaseRequestHandler):
-        def handle(self):
-            try:
-                self.request.sendall(answer)
-            except OSError:
-                pass
-
-    class Server(socketserver.ThreadingTCPServer):
-        allow_reuse_address = True
-        daemon_threads = True
-        request_queue_size = 128
-
-    with Server((args.addr, args.port), Handler) as server:
-        signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
-        server.serve_forever(poll_interval=0.1)
+    lib.serve_tcp(args.addr, args.port, lambda sock: sock.sendall(answer), 128)
 
 
 def cmd_client(args):
-    out = open(args.log, "a", buffering=1)
-    lock = threading.Lock()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-
-    def attempt():
-        start = time.time()
-        try:
-            with socket.create_connection((args.addr, args.port), timeout=args.timeout) as s:
-                data = b""
-                while True:
-                    chunk = s.recv(256)
-                    if not chunk:
-                        break
-                    data += chunk
-            name = data.decode(errors="replace").strip()
-            line = f"ok {name}" if name else "fail empty-answer"
-        except OSError as e:
-            line = f"fail {type(e).__name__}:{e.errno if e.errno is not None else '-'}"
-        end = time.time()
-        with lock:
-            out.write(f"{start:.6f} {end:.6f} {line}\n")
-
-    period = 1.0 / args.rate
-    next_at = time.monotonic()
-    threads = []
-    while not stop.is_set():
-        t = threading.Thread(target=attempt, daemon=True)
-        t.start()
-        threads.append(t)
-        threads = [t for t in threads if t.is_alive()]
-        next_at += period
-        delay = next_at - time.monotonic()
-        if delay > 0:
-            stop.wait(delay)
-        else:
-            next_at = time.monotonic()
-    # Let the attempts in flight finish, so that none goes unrecorded.
-    for t in threads:
-        t.join(args.timeout + 1)
-    out.close()
-
-
-def read_log(path):
-    """(start, end, ok, value) per attempt, in start order."""
-    rows = []
-    with open(path) as f:
-        for line in f:
-            parts = line.split(None, 3)
-            if len(parts) < 4 or parts[2] not in ("ok", "fail"):
-                continue
-            rows.append((float(parts[0]), float(parts[1]), parts[2] == "ok", parts[3].strip()))
-    rows.sort()
-    return rows
+    lib.client_at_rate(
+        args,
+        lambda sock: lib.read_to_eof(sock, 256).decode(errors="replace").strip(),
+        signals=(signal.SIGTERM, signal.SIGINT),
+    )
 
 
 def cmd_window(args):
-    rows = [r for r in read_log(args.log) if args.start <= r[0] <= args.end]
+    rows = [r for r in lib.read_client_log(args.log) if args.start <= r[0] <= args.end]
     answers = [r[3] for r in rows if r[2]]
     failed = [r for r in rows if not r[2]]
     counts = {}
@@ -139,7 +75,7 @@ def cmd_window(args):
 
 
 def cmd_first(args):
-    for start, end, ok, value in read_log(args.log):
+    for start, end, ok, value in lib.read_client_log(args.log):
         if start >= args.since and ok and value == args.name:
             print(f"{end - args.since:.3f}")
             return 0
@@ -147,7 +83,7 @@ def cmd_first(args):
 
 
 def cmd_settled(args):
-    rows = [r for r in read_log(args.log) if r[0] >= args.since and r[2]]
+    rows = [r for r in lib.read_client_log(args.log) if r[0] >= args.since and r[2]]
     tail = 0
     last_other = None
     for start, end, ok, value in reversed(rows):
@@ -163,14 +99,14 @@ def cmd_settled(args):
 
 
 def cmd_failures(args):
-    failed = [r for r in read_log(args.log) if not r[2]]
+    failed = [r for r in lib.read_client_log(args.log) if not r[2]]
     for start, end, ok, value in failed:
         print(f"{start:.6f} {end:.6f} {value}")
     return 1 if failed else 0
 
 
 def cmd_attempts(args):
-    print(len(read_log(args.log)))
+    print(len(lib.read_client_log(args.log)))
     return 0
 
 
@@ -181,12 +117,7 @@ def master(sock_path, command):
         s.sendall(command.encode() + b"\n")
         # The master answers, then closes, once it sees the end of the input.
         s.shutdown(socket.SHUT_WR)
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = lib.read_to_eof(s)
     return data.decode(errors="replace")
 
 

@@ -80,18 +80,7 @@ db-002       IN A    127.0.0.12
 db-003       IN A    127.0.0.13
 EOF
   } >"$T/knot/zones/example.com.zone"
-  {
-    knot_conf "$T/knot" "$DNS_ADDR@$DNS_PORT" "$TSIG_KEY"
-    cat <<EOF
-template:
-  - id: default
-    storage: "$T/knot/zones"
-    file: "%s.zone"
-zone:
-  - domain: example.com
-    acl: update
-EOF
-  } >"$T/knot/knot.conf"
+  knot_conf_example "$T/knot" "$DNS_ADDR@$DNS_PORT" "$TSIG_KEY" >"$T/knot/knot.conf"
 }
 
 dns_answers() {

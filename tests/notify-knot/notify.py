@@ -34,6 +34,9 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import lib  # noqa: E402  (tests/lib.py)
+
 RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP",
           5: "REFUSED", 9: "NOTAUTH", 10: "NOTZONE"}
 OPCODE_NOTIFY = 4
@@ -239,12 +242,7 @@ def cmd_flood(args):
 
 
 def cmd_sdlisten(args):
-    try:
-        os.unlink(args.path)
-    except FileNotFoundError:
-        pass
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    s.bind(args.path)
+    s = lib.bound_unix(args.path, socket.SOCK_DGRAM)
     out = open(args.log, "a", buffering=1)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     while True:

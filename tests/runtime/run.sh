@@ -93,18 +93,7 @@ LOG="$T/srvd.log"
   echo "_mysql._tcp  IN SRV  10 10 3306 db-002"
   for n in 1 2 3 4 5 6 7 8; do echo "db-00$n       IN A    127.0.0.2$n"; done
 } >"$T/knot/zones/example.com.zone"
-{
-  knot_conf "$T/knot" "$ADDR@$DNS_PORT" "$TSIG_KEY"
-  cat <<EOF
-template:
-  - id: default
-    storage: "$T/knot/zones"
-    file: "%s.zone"
-zone:
-  - domain: example.com
-    acl: update
-EOF
-} >"$T/knot/knot.conf"
+knot_conf_example "$T/knot" "$ADDR@$DNS_PORT" "$TSIG_KEY" >"$T/knot/knot.conf"
 
 dns_update() { knot_update "$ADDR" "$DNS_PORT" "hmac-sha256:$TSIG_KEY" example.com "$@"; }
 

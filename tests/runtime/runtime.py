@@ -59,30 +59,22 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import lib  # noqa: E402  (tests/lib.py)
+
 
 def cmd_backend(args):
     hello = (args.name + "\n").encode()
 
-    class Handler(socketserver.BaseRequestHandler):
-        def handle(self):
-            try:
-                self.request.sendall(hello)
-                while True:
-                    data = self.request.recv(4096)
-                    if not data:
-                        return
-                    self.request.sendall(data)
-            except OSError:
-                pass
+    def handle(sock):
+        sock.sendall(hello)
+        while True:
+            data = sock.recv(4096)
+            if not data:
+                return
+            sock.sendall(data)
 
-    class Server(socketserver.ThreadingTCPServer):
-        allow_reuse_address = True
-        daemon_threads = True
-        request_queue_size = 256
-
-    with Server((args.addr, args.port), Handler) as server:
-        signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
-        server.serve_forever(poll_interval=0.1)
+    lib.serve_tcp(args.addr, args.port, handle, 256)
 
 
 def first_line(s):
@@ -96,40 +88,7 @@ def first_line(s):
 
 
 def cmd_client(args):
-    out = open(args.log, "a", buffering=1)
-    lock = threading.Lock()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-
-    def attempt():
-        start = time.time()
-        try:
-            with socket.create_connection((args.addr, args.port), timeout=args.timeout) as s:
-                name = first_line(s)
-            line = f"ok {name}" if name else "fail empty-answer"
-        except OSError as e:
-            line = f"fail {type(e).__name__}:{e.errno if e.errno is not None else '-'}"
-        end = time.time()
-        with lock:
-            out.write(f"{start:.6f} {end:.6f} {line}\n")
-
-    period = 1.0 / args.rate
-    next_at = time.monotonic()
-    threads = []
-    while not stop.is_set():
-        t = threading.Thread(target=attempt, daemon=True)
-        t.start()
-        threads.append(t)
-        threads = [t for t in threads if t.is_alive()]
-        next_at += period
-        delay = next_at - time.monotonic()
-        if delay > 0:
-            stop.wait(delay)
-        else:
-            next_at = time.monotonic()
-    for t in threads:
-        t.join(args.timeout + 1)
-    out.close()
+    lib.client_at_rate(args, first_line)
 
 
 def cmd_pool(args):
@@ -247,27 +206,26 @@ def cmd_plan(args):
     return 0
 
 
-def read_client(path):
-    rows = []
+def pool_events(path):
+    """(T, WHAT, ID, NAME, FIELDS, LINE) per line of a pool's log
+    ("T open ID NAME", "T close ID NAME REASON", "T fail ..."); shorter
+    lines are skipped."""
     with open(path) as f:
         for line in f:
-            parts = line.split(None, 3)
-            if len(parts) < 4 or parts[2] not in ("ok", "fail"):
-                continue
-            rows.append((float(parts[0]), float(parts[1]), parts[2] == "ok", parts[3].strip()))
-    rows.sort()
-    return rows
+            p = line.split()
+            if len(p) >= 4:
+                yield float(p[0]), p[1], p[2], p[3], p, line
 
 
 def cmd_failures(args):
-    bad = [r for r in read_client(args.log) if not r[2] and args.start <= r[0] <= args.end]
+    bad = [r for r in lib.read_client_log(args.log) if not r[2] and args.start <= r[0] <= args.end]
     for start, end, _, why in bad:
         print(f"{start:.6f} {end:.6f} {why}")
     return 1 if bad else 0
 
 
 def cmd_attempts(args):
-    rows = [r for r in read_client(args.log) if args.start <= r[0] <= args.end]
+    rows = [r for r in lib.read_client_log(args.log) if args.start <= r[0] <= args.end]
     names = {}
     for r in rows:
         if r[2]:
@@ -291,21 +249,16 @@ def cmd_sessions(args):
                 leavers = set(p[4].split(",")) - {""} if len(p) > 4 else set()
                 changes.append((int(p[0]), float(p[1]), float(p[2]), float(p[3]), leavers))
     opened, closes, fails = {}, [], []
-    with open(args.pool) as f:
-        for line in f:
-            p = line.split()
-            if len(p) < 4:
-                continue
-            t, what, ident, name = float(p[0]), p[1], p[2], p[3]
-            if not (args.start <= t <= args.end):
-                continue
-            if what == "open":
-                opened[ident] = (t, name)
-            elif what == "close" and p[4:5] not in (["stopped"], ["recycled"]):
-                since = opened.get(ident, (None, name))[0]
-                closes.append((t, name, p[4] if len(p) > 4 else "?", since))
-            elif what == "fail":
-                fails.append(line.strip())
+    for t, what, ident, name, p, line in pool_events(args.pool):
+        if not (args.start <= t <= args.end):
+            continue
+        if what == "open":
+            opened[ident] = (t, name)
+        elif what == "close" and p[4:5] not in (["stopped"], ["recycled"]):
+            since = opened.get(ident, (None, name))[0]
+            closes.append((t, name, p[4] if len(p) > 4 else "?", since))
+        elif what == "fail":
+            fails.append(line.strip())
     drained, cut, late = 0, [], []
     for t, name, reason, since in closes:
         host = name.split(".")[0]
@@ -327,18 +280,13 @@ def cmd_sessions(args):
 
 def cmd_held(args):
     opened, held = {}, 0
-    with open(args.pool) as f:
-        for line in f:
-            p = line.split()
-            if len(p) < 4:
-                continue
-            t, what, ident, name = float(p[0]), p[1], p[2], p[3]
-            if what == "open":
-                opened[ident] = (t, name)
-            elif what == "close" and ident in opened:
-                since, was = opened.pop(ident)
-                if was == args.name and since < args.start and t > args.end:
-                    held += 1
+    for t, what, ident, name, _, _ in pool_events(args.pool):
+        if what == "open":
+            opened[ident] = (t, name)
+        elif what == "close" and ident in opened:
+            since, was = opened.pop(ident)
+            if was == args.name and since < args.start and t > args.end:
+                held += 1
     now = time.time()
     held += sum(1 for since, was in opened.values() if was == args.name and since < args.start and now > args.end)
     print(held)
@@ -356,12 +304,7 @@ def ask(path, command, timeout=5):
     with s:
         s.sendall(command.encode() + b"\n")
         s.shutdown(socket.SHUT_WR)
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = lib.read_to_eof(s)
     return data.decode(errors="replace")
 
 
@@ -485,12 +428,7 @@ def cmd_state(args):
 
 
 def cmd_hang(args):
-    try:
-        os.unlink(args.path)
-    except FileNotFoundError:
-        pass
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.bind(args.path)
+    s = lib.bound_unix(args.path, socket.SOCK_STREAM)
     s.listen(64)
     held = []
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

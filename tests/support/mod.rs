@@ -43,6 +43,19 @@ impl Site {
         }
     }
 
+    /// A site holding a copy of the files of tests/fixtures/field/CASE
+    /// (srvd.toml, template, zone file: the inputs that reproduced a fault
+    /// reported from the field), flat, under their own names.
+    pub fn from_field_case(case: &str) -> Self {
+        let site = Site::new();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/field");
+        for e in std::fs::read_dir(dir.join(case)).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), site.path(e.file_name().to_str().unwrap())).unwrap();
+        }
+        site
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -281,12 +294,19 @@ pub fn two_backends(server: &dns::DnsServer, ttl: u32) {
     );
 }
 
-/// srvd on the usual config plus `extra`, after its first render and reload.
-pub fn running(extra: &str) -> (dns::DnsServer, Site, Daemon) {
+/// A DNS server answering `two_backends` and a site on the usual config
+/// plus `extra`, srvd not started yet.
+pub fn two_backend_site(extra: &str) -> (dns::DnsServer, Site) {
     let server = dns::DnsServer::start();
     two_backends(&server, 0);
     let site = Site::new();
     basic_config(&site, &server, extra);
+    (server, site)
+}
+
+/// srvd on the usual config plus `extra`, after its first render and reload.
+pub fn running(extra: &str) -> (dns::DnsServer, Site, Daemon) {
+    let (server, site) = two_backend_site(extra);
     let d = site.start();
     assert!(wait_until(secs(5.0), || site.reloads() == 1), "{}", d.log());
     (server, site, d)
