@@ -144,7 +144,7 @@ touch "$S/container/haproxy.cfg"
 mount --bind "$S/etc/haproxy.cfg" "$S/container/haproxy.cfg"
 write_zone "$S" 2 1
 site_config "$S" "etc/haproxy.cfg"
-start_srvd "$S"
+start_site "$S"
 eventually 5 "shared: refused, naming the other path" logged "$S" "it is also mounted at $S/container/haproxy.cfg"
 eventually 3 "shared: /status says why" status_has "shares its inode with another path"
 check "shared: dest left as it was" test "$(cat "$S/etc/haproxy.cfg")" = old
@@ -152,7 +152,7 @@ check "shared: still one inode" test "$(stat -c %i "$S/etc/haproxy.cfg")" = "$(s
 check "shared: no reload" test ! -e "$S/reloads.log"
 stop_srvd
 site_config "$S" "etc/haproxy.cfg" 'write = "in-place"'
-start_srvd "$S"
+start_site "$S"
 eventually 5 "shared: in place, the mounted path sees the render" dest_is "$S" container/haproxy.cfg 2 1
 write_zone "$S" 40 2
 eventually 5 "shared: and the next change" dest_is "$S" container/haproxy.cfg 40 2
