@@ -416,3 +416,34 @@ fn the_bundled_example_follows_edits_of_its_zone_file() {
         d.log()
     );
 }
+
+/// RUST_LOG's `/text` keeps the messages that contain `text`, as a plain
+/// substring: `.` and `*` are not regular-expression operators here.
+#[test]
+fn rust_log_text_filter_is_a_substring() {
+    let (_dns, site) = configured("");
+    let run = |spec: &str| {
+        let out = Command::new(srvd_bin())
+            .arg("--config")
+            .arg(site.path("srvd.toml"))
+            .arg("--oneshot")
+            .env_remove("NOTIFY_SOCKET")
+            .env("RUST_LOG", spec)
+            .output()
+            .unwrap();
+        assert_exit_0(&out);
+        std::fs::remove_file(site.path("haproxy.cfg")).unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let all = run("srvd=debug");
+    let about = |log: &str| log.lines().filter(|l| l.contains("haproxy.cfg")).count();
+    assert!(
+        about(&all) >= 1 && about(&all) < all.lines().count(),
+        "{all}"
+    );
+    let kept = run("srvd=debug/haproxy.cfg");
+    assert!(kept.lines().all(|l| l.contains("haproxy.cfg")), "{kept}");
+    assert_eq!(about(&kept), about(&all), "{kept}");
+    // As a regular expression, `haproxy.cf.` would match the same lines.
+    assert_eq!(run("srvd=debug/haproxy.cf."), "");
+}
