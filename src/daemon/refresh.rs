@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use anyhow::Result;
 use hickory_proto::rr::Name;
-use tokio::sync::watch;
-use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
 
 use crate::config::TemplateSettings;
 use crate::dns_notify::settings::DnsNotifySettings;
@@ -21,36 +21,44 @@ use crate::dns_notify::{self, DnsNotifyCounters, Inbox};
 pub(super) struct DnsNotifyListener {
     inbox: Arc<Inbox>,
     pub(super) counters: Arc<Mutex<DnsNotifyCounters>>,
+    /// Woken by the listener at every packet it counts.
+    counted: Arc<Notify>,
     pub(super) settings: watch::Sender<Arc<DnsNotifySettings>>,
 }
 
-/// Looks once a second whether the NOTIFY counters moved since STATUS was sent.
+/// Waits for the NOTIFY counters to move, then lets STATUS follow at most
+/// once a second: asleep while no NOTIFY comes, one wake-up a second under
+/// a flood.
 pub(super) struct CountersWatch {
-    counters: Arc<Mutex<DnsNotifyCounters>>,
-    tick: Interval,
-    seen: u64,
+    counted: Arc<Notify>,
+    /// A move seen and not yet published (kept when the wait is cancelled).
+    moved: bool,
+    published: Instant,
 }
+
+/// The shortest time between two STATUS lines the NOTIFY counters cause.
+const COUNTERS_EVERY: Duration = Duration::from_secs(1);
 
 impl DnsNotifyListener {
     pub(super) async fn start(settings: DnsNotifySettings) -> Result<Self> {
         let (tx, rx) = watch::channel(Arc::new(settings));
         let inbox = Arc::new(Inbox::default());
         let counters = Arc::new(Mutex::new(DnsNotifyCounters::default()));
-        dns_notify::serve(rx, inbox.clone(), counters.clone()).await?;
+        let counted = Arc::new(Notify::new());
+        dns_notify::serve(rx, inbox.clone(), counters.clone(), counted.clone()).await?;
         Ok(DnsNotifyListener {
             inbox,
             counters,
+            counted,
             settings: tx,
         })
     }
 
     pub(super) fn watch(&self) -> CountersWatch {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         CountersWatch {
-            counters: self.counters.clone(),
-            tick,
-            seen: 0,
+            counted: self.counted.clone(),
+            moved: false,
+            published: Instant::now(),
         }
     }
 }
@@ -97,6 +105,7 @@ pub(super) fn schedule(
         }
         if !related {
             listener.counters.lock().expect("counters lock").ignored += 1;
+            listener.counted.notify_one();
             log::debug!("NOTIFY for {}: no template uses that zone", n.zone);
         }
     }
@@ -107,16 +116,15 @@ pub(super) async fn counters_moved(watch: &mut Option<CountersWatch>) {
     let Some(w) = watch else {
         return std::future::pending().await;
     };
-    loop {
-        w.tick.tick().await;
-        let c = w.counters.lock().expect("counters lock");
-        let seen = c.received + c.ignored;
-        drop(c);
-        if seen != w.seen {
-            w.seen = seen;
-            return;
-        }
+    // Cancel-safe: the select! that polls this may drop it at either await;
+    // a move already seen is kept in `moved`.
+    if !w.moved {
+        w.counted.notified().await;
+        w.moved = true;
     }
+    tokio::time::sleep_until(w.published + COUNTERS_EVERY).await;
+    w.moved = false;
+    w.published = Instant::now();
 }
 
 pub(super) async fn inbox_ready(dns_notify: &Option<DnsNotifyListener>) {
@@ -143,6 +151,7 @@ mod tests {
         DnsNotifyListener {
             inbox: Arc::new(Inbox::default()),
             counters: Arc::new(Mutex::new(DnsNotifyCounters::default())),
+            counted: Arc::default(),
             settings: watch::channel(Arc::new(settings)).0,
         }
     }

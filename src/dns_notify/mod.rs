@@ -243,6 +243,8 @@ struct Shared {
     settings: watch::Receiver<Arc<DnsNotifySettings>>,
     inbox: Arc<Inbox>,
     counters: Arc<Mutex<DnsNotifyCounters>>,
+    /// Woken at every packet counted, for the daemon's STATUS line.
+    counted: Arc<tokio::sync::Notify>,
     logged: Mutex<HashMap<(IpAddr, String), Instant>>,
 }
 
@@ -259,6 +261,7 @@ impl Shared {
         let (verdict, answer) = handle(packet, ip, &settings, unix);
         let mut c = self.counters.lock().expect("counters lock");
         c.received += 1;
+        self.counted.notify_one();
         match &verdict {
             Verdict::Accepted(zone) => {
                 c.accepted += 1;
@@ -313,17 +316,20 @@ impl Shared {
 }
 
 /// Binds every `listen` address (UDP and TCP) and serves until the process
-/// ends. Fails at once if an address cannot be bound.
+/// ends. Fails at once if an address cannot be bound. `counted` is woken at
+/// every packet `counters` counts.
 pub async fn serve(
     settings: watch::Receiver<Arc<DnsNotifySettings>>,
     inbox: Arc<Inbox>,
     counters: Arc<Mutex<DnsNotifyCounters>>,
+    counted: Arc<tokio::sync::Notify>,
 ) -> Result<()> {
     let listen = settings.borrow().listen.clone();
     let shared = Arc::new(Shared {
         settings,
         inbox,
         counters,
+        counted,
         logged: Mutex::new(HashMap::new()),
     });
     for addr in listen {
@@ -568,6 +574,7 @@ mod tests {
             settings: rx,
             inbox: Arc::new(Inbox::default()),
             counters: Arc::new(Mutex::new(DnsNotifyCounters::default())),
+            counted: Arc::default(),
             logged: Mutex::new(HashMap::new()),
         };
         let from = SocketAddr::new(LOCAL, 5300);
