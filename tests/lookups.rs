@@ -336,3 +336,56 @@ fn a_timeout_of_every_server_asks_each_attempts_times_and_names_them_all() {
         "{stderr}"
     );
 }
+
+/// However many names expire at once, srvd has at most 64 lookups in flight
+/// (each holds a socket and its buffers): the rest are asked as earlier ones
+/// are answered, and every name gets its answer.
+#[test]
+fn lookups_in_flight_are_bounded_and_every_name_is_answered() {
+    const NAMES: usize = 150;
+    let server = DnsServer::start();
+    let domains: Vec<String> = (0..NAMES)
+        .map(|i| format!("_mysql._tcp.pool-{i:03}.example.com."))
+        .collect();
+    for (i, d) in domains.iter().enumerate() {
+        server.set_srv(d, 300, &[(10, 5, 3306, &format!("db-{i:03}.example.com."))]);
+    }
+    server.hold();
+    let site = Site::new();
+    let list: Vec<String> = domains.iter().map(|d| format!("{d:?}")).collect();
+    let template = "{% for name, records in domains %}{% for s in records %}{{ s.host }}\n{% endfor %}{% endfor %}";
+    site.write("pools.tmpl", template);
+    let config = basic_config(&site, &server, "")
+        .replace("dns_timeout = \"300ms\"", "dns_timeout = \"30s\"")
+        .replace("haproxy.cfg.tmpl", "pools.tmpl")
+        .replace(
+            "domain = \"_mysql._tcp.example.com\"",
+            &format!("domains = [{}]", list.join(", ")),
+        );
+    site.write("srvd.toml", &config);
+    let d = site.start();
+    assert!(
+        wait_until(secs(10.0), || server.held() >= 64),
+        "{} queries held\n{}",
+        server.held(),
+        d.log()
+    );
+    // The 64 wait for their answers, which do not come: no 65th is sent.
+    std::thread::sleep(secs(1.0));
+    assert_eq!(server.held(), 64, "lookups in flight\n{}", d.log());
+    server.release();
+    assert!(
+        wait_until(secs(10.0), || site.reloads() == 1),
+        "never written\n{}",
+        d.log()
+    );
+    let hosts: Vec<String> = (0..NAMES)
+        .map(|i| format!("db-{i:03}.example.com"))
+        .collect();
+    assert_eq!(site.read("haproxy.cfg"), hosts.join("\n") + "\n");
+    let asked: usize = domains
+        .iter()
+        .map(|d| server.queries(d, RecordType::SRV))
+        .sum();
+    assert_eq!(asked, NAMES, "each name asked once");
+}

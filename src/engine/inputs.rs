@@ -136,10 +136,16 @@ impl Inputs {
         inputs: &[Arc<Answer>],
         counters: &mut Counters,
     ) -> Result<u64, Error> {
-        let reuse = run
-            .last
-            .as_ref()
-            .is_some_and(|a| same_inputs(&a.inputs, inputs));
+        let reuse = match run.last.as_mut() {
+            Some(a) if same_inputs(&a.inputs, inputs) => {
+                // The render stands; hold the answers the cache holds now,
+                // so that the ones they replaced are freed, not kept twice.
+                a.inputs.clear();
+                a.inputs.extend_from_slice(inputs);
+                true
+            }
+            _ => false,
+        };
         if !reuse {
             counters.renders += 1;
             let domains: Vec<(&str, &[Srv])> = t
@@ -152,7 +158,7 @@ impl Inputs {
                 .renderer
                 .render(index, &domains, &self.hostname)
                 .map(|text| {
-                    let bytes = text.into_bytes();
+                    let bytes: Arc<[u8]> = text.into_bytes().into();
                     let hash = hash_of(&bytes);
                     (bytes, hash)
                 });
@@ -201,6 +207,14 @@ pub fn content(run: &TemplateRun) -> &[u8] {
     match run.last.as_ref().map(|a| &a.result) {
         Some(Ok((content, _))) => content,
         _ => &[],
+    }
+}
+
+/// The last render of `run`, shared (empty when there is none).
+pub fn shared_content(run: &TemplateRun) -> Arc<[u8]> {
+    match run.last.as_ref().map(|a| &a.result) {
+        Some(Ok((content, _))) => content.clone(),
+        _ => Arc::from(&[][..]),
     }
 }
 

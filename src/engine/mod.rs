@@ -38,7 +38,7 @@ use crate::render::Renderer;
 use crate::source::SrvResult;
 use crate::stamp::Stamp;
 use crate::status::{Counters, Snapshot};
-use inputs::{Inputs, content, targets_of};
+use inputs::{Inputs, content, shared_content, targets_of};
 use reload::Reloader;
 use state::{Change, Dest, Reload, Replaced, TemplateRun, Work};
 
@@ -389,7 +389,7 @@ impl Engine {
             Decision::Apply => Ok(Prepared::Apply(Work {
                 index: i,
                 dest,
-                content: content(run).to_vec(),
+                content: shared_content(run),
                 hash,
                 owner: owner.expect("read when not trusted"),
                 previous: current,

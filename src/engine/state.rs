@@ -121,8 +121,10 @@ pub enum Change {
 #[derive(Debug)]
 pub struct Attempt {
     pub inputs: Vec<Arc<Answer>>,
-    /// The bytes and their hash, or Tera's message.
-    pub result: Result<(Vec<u8>, u64), String>,
+    /// The bytes and their hash, or Tera's message. The bytes are shared
+    /// with the [`Work`] that writes them, and take their exact size (Tera's
+    /// output buffer is several times the text).
+    pub result: Result<(Arc<[u8]>, u64), String>,
 }
 
 /// Everything srvd keeps about one template between cycles.
@@ -261,7 +263,8 @@ pub struct Work {
     pub index: usize,
     /// Dest's real path (a symbolic link followed).
     pub dest: PathBuf,
-    pub content: Vec<u8>,
+    /// The render, shared with the template's [`Attempt`].
+    pub content: Arc<[u8]>,
     pub hash: u64,
     pub owner: Owner,
     /// What dest held, for a rollback.

@@ -106,14 +106,37 @@ pub struct Answer {
     /// shown in /status (the cause itself is logged once where found).
     pub warning: Option<String>,
     /// The targets' addresses that the answer's additional section carried
-    /// (RFC 2782 asks servers to add them), by target as in `Srv::target`,
-    /// sorted, with their smallest TTL.
-    pub glue: BTreeMap<String, (Vec<IpAddr>, u32)>,
+    /// (RFC 2782 asks servers to add them), sorted by target as in
+    /// `Srv::target`; see [`Answer::glue_of`].
+    pub glue: Box<[Glue]>,
+}
+
+/// The addresses an answer's additional section gave for one of its
+/// targets. A boxed slice, not a map: an answer is kept for its TTL, once
+/// per name, and a map's node is several times these few entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Glue {
+    /// As in `Srv::target`: lower case, with the trailing dot.
+    pub target: String,
+    /// Sorted, without duplicates.
+    pub addrs: Box<[IpAddr]>,
+    /// The smallest TTL of the address records, in seconds.
+    pub ttl: u32,
+}
+
+impl Answer {
+    /// The glue for `target` (as in `Srv::target`), if the answer carried any.
+    pub fn glue_of(&self, target: &str) -> Option<&Glue> {
+        (self.glue)
+            .binary_search_by(|g| g.target.as_str().cmp(target))
+            .ok()
+            .map(|i| &self.glue[i])
+    }
 }
 
 /// The A and AAAA records among `additionals` that belong to a target of
 /// `answer`, for `Answer::glue`. Records for any other name are ignored.
-pub fn glue(answer: &Answer, additionals: &[Record]) -> BTreeMap<String, (Vec<IpAddr>, u32)> {
+pub fn glue(answer: &Answer, additionals: &[Record]) -> Box<[Glue]> {
     let targets: HashSet<&str> = answer.records.iter().map(|s| s.target.as_str()).collect();
     let mut glue: BTreeMap<String, (Vec<IpAddr>, u32)> = BTreeMap::new();
     for r in additionals {
@@ -133,11 +156,17 @@ pub fn glue(answer: &Answer, additionals: &[Record]) -> BTreeMap<String, (Vec<Ip
         entry.0.push(ip);
         entry.1 = entry.1.min(ttl_of(r));
     }
-    for (addrs, _) in glue.values_mut() {
-        addrs.sort();
-        addrs.dedup();
-    }
-    glue
+    (glue.into_iter())
+        .map(|(target, (mut addrs, ttl))| {
+            addrs.sort();
+            addrs.dedup();
+            Glue {
+                target,
+                addrs: addrs.into(),
+                ttl,
+            }
+        })
+        .collect()
 }
 
 /// Longest host name, in octets, without the trailing dot (RFC 1035 2.3.4).
@@ -184,6 +213,8 @@ pub fn answer_from<'a>(query: &Name, records: impl IntoIterator<Item = &'a Recor
         }
     }
     sort_dedup(&mut answer.records);
+    // Kept until the TTL runs out, once per name: no spare capacity.
+    answer.records.shrink_to_fit();
     answer
 }
 
@@ -427,11 +458,20 @@ mod tests {
             a("evil.example.net.", "192.0.2.66", 30),
             a("db-003.example.com.", "10.0.0.13", 30),
         ];
-        let glue = glue(&answer, &additionals);
-        assert_eq!(glue.len(), 1, "only db-001 has addresses here: {glue:?}");
-        let (addrs, ttl) = &glue["db-001.example.com."];
+        let answer = Answer {
+            glue: glue(&answer, &additionals),
+            ..answer
+        };
         assert_eq!(
-            addrs,
+            answer.glue.len(),
+            1,
+            "only db-001 has addresses here: {:?}",
+            answer.glue
+        );
+        assert!(answer.glue_of("db-002.example.com.").is_none());
+        let Glue { addrs, ttl, .. } = answer.glue_of("db-001.example.com.").unwrap();
+        assert_eq!(
+            &addrs[..],
             &[
                 "10.0.0.11".parse::<IpAddr>().unwrap(),
                 "2001:db8::11".parse().unwrap()

@@ -76,6 +76,9 @@ struct State {
     forge: Forge,
     /// How long each UDP answer waits before it is sent.
     delay: Duration,
+    /// UDP queries are kept unanswered (`hold`) until `release`.
+    hold: bool,
+    held: Vec<(Vec<u8>, SocketAddr)>,
     rotate: bool,
     /// Add the SRV targets' A records to the additional section.
     glue: bool,
@@ -95,6 +98,7 @@ struct State {
 pub struct DnsServer {
     pub addr: SocketAddr,
     state: Arc<Mutex<State>>,
+    released: Arc<tokio::sync::Notify>,
 }
 
 pub fn name(s: &str) -> Name {
@@ -118,6 +122,8 @@ impl DnsServer {
         udp.set_nonblocking(true).unwrap();
         tcp.set_nonblocking(true).unwrap();
         let st = state.clone();
+        let released = Arc::new(tokio::sync::Notify::new());
+        let release = released.clone();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -160,11 +166,27 @@ impl DnsServer {
                 let mut buf = vec![0u8; 65535];
                 let other = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
                 loop {
-                    let Ok((n, peer)) = udp.recv_from(&mut buf).await else {
+                    let received = tokio::select! {
+                        r = udp.recv_from(&mut buf) => r,
+                        _ = release.notified() => {
+                            let held = std::mem::take(&mut st.lock().unwrap().held);
+                            for (packet, peer) in held {
+                                if let Reply::Bytes(out) = answer(&st, &packet, false) {
+                                    let _ = udp.send_to(&out, peer).await;
+                                }
+                            }
+                            continue;
+                        }
+                    };
+                    let Ok((n, peer)) = received else {
                         continue;
                     };
                     let (forge, delay) = {
-                        let st = st.lock().unwrap();
+                        let mut st = st.lock().unwrap();
+                        if st.hold {
+                            st.held.push((buf[..n].to_vec(), peer));
+                            continue;
+                        }
                         (st.forge, st.delay)
                     };
                     let forged = match forge {
@@ -195,7 +217,11 @@ impl DnsServer {
                 }
             });
         });
-        DnsServer { addr, state }
+        DnsServer {
+            addr,
+            state,
+            released,
+        }
     }
 
     /// The `nameservers = [...]` entry for srvd.toml.
@@ -286,6 +312,22 @@ impl DnsServer {
 
     pub fn set_forge(&self, forge: Forge) {
         self.state.lock().unwrap().forge = forge;
+    }
+
+    /// Keeps every UDP query unanswered from now on, until `release`.
+    pub fn hold(&self) {
+        self.state.lock().unwrap().hold = true;
+    }
+
+    /// The UDP queries kept unanswered so far.
+    pub fn held(&self) -> usize {
+        self.state.lock().unwrap().held.len()
+    }
+
+    /// Answers the queries kept by `hold`, and every query after them.
+    pub fn release(&self) {
+        self.state.lock().unwrap().hold = false;
+        self.released.notify_one();
     }
 
     /// Holds every UDP answer back for `delay` (forgeries go out at once).
