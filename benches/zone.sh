@@ -17,6 +17,10 @@
 #   SRVD_BEFORE_NAME="the parser of commit abc1234"
 #                      how the report names SRVD_BEFORE
 #   BEFORE_MAX=10000   the largest zone timed with SRVD_BEFORE
+#   SRVD_BEFORE_TEMPLATE=path
+#                      the template SRVD_BEFORE renders (default: the same as
+#                      SRVD_BIN's; an older build may lack a filter it uses,
+#                      e.g. `git show 0c9d4ef:examples/haproxy.cfg.tmpl`)
 #   RUNS=7             runs per size
 #   SIZES="1000 3000 10000 30000 100000"
 set -euo pipefail
@@ -30,7 +34,7 @@ command -v python3 >/dev/null || die "python3 is not installed"
 case " $SIZES " in *" 1000 "*"100000 "*) ;; *) die "SIZES must hold 1000 and 100000 (the growth is measured between them)" ;; esac
 [ -z "${SRVD_BEFORE:-}" ] || [ -x "$SRVD_BEFORE" ] || die "SRVD_BEFORE=$SRVD_BEFORE is not an executable"
 
-srvd=$(bench_srvd_bin)
+srvd=$(srvd_bin) || die "no srvd to measure"
 work=$(mktemp -d "${TMPDIR:-/tmp}/srvd-bench-zone.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 cp "$TEMPLATE" "$work/haproxy.cfg.tmpl"
@@ -60,15 +64,21 @@ print("\n".join(out))
 EOF
 }
 
-# timed SRVD N: runs `SRVD render --zone` RUNS times on the zone of N records
+# The same config beside the template SRVD_BEFORE renders.
+mkdir "$work/before.d"
+cp "$work/srvd.toml" "$work/before.d/"
+cp "${SRVD_BEFORE_TEMPLATE:-$TEMPLATE}" "$work/before.d/haproxy.cfg.tmpl"
+
+# timed SRVD N [DIR]: runs `SRVD render --zone` RUNS times on the zone of N
+# records, with DIR/srvd.toml (default: $work's)
 # and prints "N wall cpu rss": the medians of wall and CPU (user + system)
 # seconds, and the largest peak RSS in KiB. Fails unless each run exits 0
 # and renders N servers.
 timed() {
-  python3 - "$1" "$work" "$2" "$RUNS" <<'EOF'
+  python3 - "$1" "$work" "$2" "$RUNS" "${3:-$work}" <<'EOF'
 import os, statistics, subprocess, sys, time
-srvd, work, n, runs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-cmd = [srvd, "--config", f"{work}/srvd.toml", "render", "--zone", f"{work}/z{n}.zone"]
+srvd, work, n, runs, conf = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+cmd = [srvd, "--config", f"{conf}/srvd.toml", "render", "--zone", f"{work}/z{n}.zone"]
 walls, cpus, rss = [], [], 0
 for _ in range(runs):
     with open(f"{work}/out", "wb") as out, open(f"{work}/err", "wb") as err:
@@ -96,7 +106,7 @@ for n in $SIZES; do
   timed "$srvd" "$n" >>"$work/after" || die "the runs of $n records failed"
   if [ -n "${SRVD_BEFORE:-}" ] && [ "$n" -le "$BEFORE_MAX" ]; then
     log "$n records: $RUNS runs of $SRVD_BEFORE"
-    timed "$SRVD_BEFORE" "$n" >>"$work/before" || die "the runs of $n records with SRVD_BEFORE failed"
+    timed "$SRVD_BEFORE" "$n" "$work/before.d" >>"$work/before" || die "the runs of $n records with SRVD_BEFORE failed"
   fi
   rm -f "$work/z$n.zone"
 done
