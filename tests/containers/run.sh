@@ -321,7 +321,7 @@ check "the verdict latency of $RELOADS reloads is measured: p50 ${p50:-?} ms, p9
 echo "== a config that passes haproxy -c and that HAProxy cannot load (a bind to a port another process holds)"
 BLOCK_PORT=3399
 python3 "$HELPER" backend blocker 127.0.0.1 "$BLOCK_PORT" >>"$T/backends.log" 2>&1 &
-BACKEND_PIDS+=($!)
+track_pid $!
 blocker_up() { python3 -c 'import socket; socket.create_connection(("127.0.0.1", '"$BLOCK_PORT"'), timeout=1).close()'; }
 eventually 10 "another process holds 127.0.0.1:$BLOCK_PORT" blocker_up
 {
