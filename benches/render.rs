@@ -1,5 +1,7 @@
 //! In-process costs, with the example HAProxy template:
 //! - `render`: records → rendered bytes;
+//! - `render_plain`: the same template with the records as they come
+//!   (`srvs`, not `srvs | haproxy_servers`): what the filter costs;
 //! - `unchanged_cycle`: a whole poll cycle whose records did not change, from
 //!   records in hand (a zone file, already read) to the decision "unchanged";
 //! - `unchanged_cycle_reread`: the same cycle when the records arrive anew,
@@ -51,6 +53,26 @@ fn records(n: usize) -> Vec<Srv> {
 fn render(bencher: divan::Bencher, n: usize) {
     let renderer =
         Renderer::from_sources(vec![("haproxy.cfg.tmpl".into(), TEMPLATE.into())]).unwrap();
+    let recs = records(n);
+    bencher.bench(|| {
+        let out = renderer
+            .render(0, &[("_mysql._tcp.example.com", &recs)], "app-1")
+            .unwrap();
+        divan::black_box(out.len())
+    });
+}
+
+#[divan::bench(args = SIZES)]
+fn render_plain(bencher: divan::Bencher, n: usize) {
+    let plain = TEMPLATE
+        .replace("srvs | haproxy_servers", "srvs")
+        .replace("s.name", "s.host")
+        .replace("s.backup", "s.priority > 10");
+    assert_ne!(
+        plain, TEMPLATE,
+        "the example no longer uses haproxy_servers"
+    );
+    let renderer = Renderer::from_sources(vec![("haproxy.cfg.tmpl".into(), plain)]).unwrap();
     let recs = records(n);
     bencher.bench(|| {
         let out = renderer

@@ -397,6 +397,23 @@ mod tests {
         Srv::new(host, port, priority, 0, 30)
     }
 
+    #[test]
+    fn haproxy_servers_names_the_item_and_the_field_it_cannot_use() {
+        let e = render(
+            "{% for s in [1] | haproxy_servers %}{% endfor %}",
+            &[("d", &[])],
+        )
+        .unwrap_err();
+        assert!(e.contains("haproxy_servers: item 0 has no `host`"), "{e}");
+        let e = render(
+            "{% for s in [{\"host\": \"a\", \"port\": 70000, \"priority\": 1, \"weight\": 1}] \
+             | haproxy_servers %}{% endfor %}",
+            &[("d", &[])],
+        )
+        .unwrap_err();
+        assert!(e.contains("item 0: `port` is not 0-65535"), "{e}");
+    }
+
     fn render(text: &str, domains: &[(&str, &[Srv])]) -> Result<String, String> {
         Renderer::from_sources(vec![("t.tmpl".into(), text.into())])
             .map_err(|e| e.join("; "))?

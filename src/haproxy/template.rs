@@ -30,6 +30,7 @@
 
 use std::collections::HashSet;
 
+use tera::value::Key;
 use tera::{Kwargs, State, TeraResult, Value};
 
 /// One record as the filter reads it, and the server line it becomes.
@@ -101,6 +102,25 @@ fn scale(weight: u16, max: u32) -> u16 {
     }
 }
 
+/// Item `i`'s field `key`, or the error naming them.
+fn field<'v>(i: usize, key: &str, found: Option<&'v Value>) -> TeraResult<&'v Value> {
+    found.ok_or_else(|| {
+        tera::Error::message(format!(
+            "haproxy_servers: item {i} has no `{key}`; give it srvs or a domain's records"
+        ))
+    })
+}
+
+/// Item `i`'s field `key` as a number of 0-65535, or the error naming them.
+fn num(i: usize, key: &str, found: Option<&Value>) -> TeraResult<u16> {
+    field(i, key, found)?
+        .as_u64()
+        .and_then(|n| u16::try_from(n).ok())
+        .ok_or_else(|| {
+            tera::Error::message(format!("haproxy_servers: item {i}: `{key}` is not 0-65535"))
+        })
+}
+
 /// `srvs | haproxy_servers`: the records with `name`, `weight` (HAProxy's),
 /// `srv_weight` (the record's) and `backup` added; every other field of the
 /// record (`endpoint`, `addrs`, `target`...) stays. Errors name a record that
@@ -108,25 +128,28 @@ fn scale(weight: u16, max: u32) -> u16 {
 pub fn filter(list: Vec<Value>, _: Kwargs, _: &State) -> TeraResult<Vec<Value>> {
     let mut records = Vec::with_capacity(list.len());
     for (i, v) in list.iter().enumerate() {
-        let field = |key: &'static str| {
-            v.get_from_path(key).ok_or_else(|| {
-                tera::Error::message(format!(
-                    "haproxy_servers: item {i} has no `{key}`; give it srvs or a domain's records"
-                ))
-            })
-        };
-        let num = |key: &'static str| -> TeraResult<u16> {
-            field(key)?
-                .as_u64()
-                .and_then(|n| u16::try_from(n).ok())
-                .ok_or_else(|| {
-                    tera::Error::message(format!(
-                        "haproxy_servers: item {i}: `{key}` is not 0-65535"
-                    ))
-                })
-        };
-        let host = field("host")?.as_str().unwrap_or_default().to_owned();
-        records.push((host, num("port")?, num("priority")?, num("weight")?));
+        // One pass over the record's fields (a handful, in a map Tera
+        // would otherwise hash each key of).
+        let (mut host, mut port, mut priority, mut weight) = (None, None, None, None);
+        for (k, val) in v.as_map().into_iter().flatten() {
+            match k.as_str() {
+                Some("host") => host = Some(val),
+                Some("port") => port = Some(val),
+                Some("priority") => priority = Some(val),
+                Some("weight") => weight = Some(val),
+                _ => {}
+            }
+        }
+        let host = field(i, "host", host)?
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        records.push((
+            host,
+            num(i, "port", port)?,
+            num(i, "priority", priority)?,
+            num(i, "weight", weight)?,
+        ));
     }
     let servers = servers(&records);
     let mut out = Vec::with_capacity(servers.len());
@@ -137,11 +160,14 @@ pub fn filter(list: Vec<Value>, _: Kwargs, _: &State) -> TeraResult<Vec<Value>> 
         let Some((item, _)) = items.find(|(_, r)| r.0 == s.host && r.1 == s.port) else {
             continue;
         };
+        // The record's map is shared with the context: this copies it, with
+        // room for the four fields so that it grows once.
         let mut map = item.into_map().unwrap_or_default();
-        map.insert("name".into(), Value::from(s.name));
-        map.insert("weight".into(), Value::from(s.weight));
-        map.insert("srv_weight".into(), Value::from(s.srv_weight));
-        map.insert("backup".into(), Value::from(s.backup));
+        map.reserve(4);
+        map.insert(Key::Str("name"), Value::from(s.name));
+        map.insert(Key::Str("weight"), Value::from(s.weight));
+        map.insert(Key::Str("srv_weight"), Value::from(s.srv_weight));
+        map.insert(Key::Str("backup"), Value::from(s.backup));
         out.push(Value::from(map));
     }
     Ok(out)
