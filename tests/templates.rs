@@ -1,4 +1,4 @@
-//! The shipped HAProxy templates (examples/, the one in docs/templates.md,
+//! The shipped HAProxy templates (examples/, packaging/, the one in docs/templates.md,
 //! the NixOS module's example) against a real `haproxy -c`: every valid set
 //! of records renders a config HAProxy accepts and that means what the
 //! records say: a server per host and port, weights, priority as backup.
@@ -59,11 +59,27 @@ fn shipped_templates() -> Vec<(&'static str, String)> {
         .map(|l| format!("{}\n", l.get(indent..).unwrap_or("")))
         .collect();
 
+    // The Kubernetes example's ConfigMap entry, indented by 4 in the YAML.
+    let k8s = repo("packaging/container/kubernetes.yaml");
+    let start = k8s
+        .find("  haproxy.cfg.tmpl: |\n")
+        .expect("the ConfigMap's template")
+        + "  haproxy.cfg.tmpl: |\n".len();
+    let k8s: String = k8s[start..start + k8s[start..].find("\n---").unwrap()]
+        .lines()
+        .map(|l| format!("{}\n", l.get(4..).unwrap_or("")))
+        .collect();
+
     vec![
         (
             "examples/haproxy.cfg.tmpl",
             repo("examples/haproxy.cfg.tmpl"),
         ),
+        (
+            "packaging/container/haproxy.cfg.tmpl",
+            repo("packaging/container/haproxy.cfg.tmpl"),
+        ),
+        ("packaging/container/kubernetes.yaml", k8s),
         (
             "packaging/examples/haproxy-runtime/haproxy.cfg.tmpl",
             repo("packaging/examples/haproxy-runtime/haproxy.cfg.tmpl"),
@@ -248,7 +264,7 @@ fn every_shipped_haproxy_template_renders_what_the_records_mean_and_haproxy_acce
     let dir = tempfile::tempdir().unwrap();
     let sets = record_sets();
     let templates = shipped_templates();
-    assert_eq!(templates.len(), 4);
+    assert_eq!(templates.len(), 6);
     let mut checked = 0;
     for (name, text) in &templates {
         let renderer = Renderer::from_sources(vec![(name.to_string(), text.clone())])

@@ -265,7 +265,7 @@ echo "== a record change: add db-002"
 check "nsupdate adds db-002" dns_update "update add $SRV_NAME. $TTL SRV 10 10 $BACKEND_PORT db-002.example.com."
 servers_are() { [ "$(servers)" = "$*" ]; }
 eventually 15 "srvd rewrites haproxy.cfg in the volume: db-001 and db-002" \
-  servers_are db-001.example.com db-002.example.com
+  servers_are "db-001.example.com:$BACKEND_PORT" "db-002.example.com:$BACKEND_PORT"
 reloaded_once() { [ "$(reloads)" = 1 ] && [ "$(confirmed)" = 1 ]; }
 eventually 15 "srvd reloaded HAProxy through the master CLI and logged its verdict" reloaded_once
 check "HAProxy's master counts no failed reload" [ "$(failed_reloads)" = 0 ]
