@@ -24,6 +24,14 @@ use crate::records::{self, Answer, LookupError};
 /// A domain's targets as (target, port): what a later answer must keep.
 type Targets = BTreeSet<(String, u16)>;
 
+/// How the first reply of a lookup came.
+struct Via {
+    server: SocketAddr,
+    udp: bool,
+    /// See `nameservers::Reply::full`.
+    full: bool,
+}
+
 /// Sends srvd's queries to the configured name servers.
 #[derive(Clone)]
 pub struct Resolver {
@@ -94,10 +102,13 @@ impl Resolver {
     /// A UDP answer that drops a target of the last answer is asked again
     /// over TCP before it is believed: a server may trim a UDP answer to
     /// what fits without setting TC (Consul does by default), which would
-    /// make every poll a different subset. When the TCP answer holds more,
+    /// make every poll a different subset. So is the first answer for a
+    /// name when it filled most of the UDP payload size, so that dest is
+    /// not first written from a trimmed answer. When the TCP answer holds more,
     /// that server is named once in the log and asked over TCP from then on.
     pub async fn srv(&self, domain: &Name) -> Result<Answer, LookupError> {
-        let (mut answer, from, udp) = self.srv_once(domain, false).await?;
+        let (mut answer, via) = self.srv_once(domain, false).await?;
+        let from = via.server;
         let targets = |a: &Answer| -> Targets {
             a.records
                 .iter()
@@ -105,15 +116,21 @@ impl Resolver {
                 .collect()
         };
         let last = self.last.lock().expect("last lock").get(domain).cloned();
-        if let (true, Some(last)) = (udp, last) {
-            let now = targets(&answer);
-            if !last.is_subset(&now) {
-                let (confirmed, _, _) = self.srv_once(domain, true).await?;
-                if !targets(&confirmed).is_subset(&now) {
-                    self.found_trimming(domain, from);
-                }
-                answer = confirmed;
+        let now = targets(&answer);
+        // A UDP answer that drops targets of the last one, or the first
+        // answer for the name when it came near the payload size (nothing
+        // to compare it with, and just what a trimmed answer looks like).
+        let doubtful = via.udp
+            && match &last {
+                Some(last) => !last.is_subset(&now),
+                None => via.full,
+            };
+        if doubtful {
+            let (confirmed, _) = self.srv_once(domain, true).await?;
+            if !targets(&confirmed).is_subset(&now) {
+                self.found_trimming(domain, from);
             }
+            answer = confirmed;
         }
         if self.trimming.lock().expect("trimming lock").contains(&from) {
             answer.warning = Some(format!(
@@ -136,22 +153,21 @@ impl Resolver {
         }
     }
 
-    /// The SRV answer as the servers give it, the server that gave the
-    /// first reply, and whether that reply came over UDP.
-    async fn srv_once(
-        &self,
-        domain: &Name,
-        tcp: bool,
-    ) -> Result<(Answer, SocketAddr, bool), LookupError> {
+    /// The SRV answer as the servers give it, and how its first reply came.
+    async fn srv_once(&self, domain: &Name, tcp: bool) -> Result<(Answer, Via), LookupError> {
         let mut collected: Vec<Record> = Vec::new();
         let mut additionals: Vec<Record> = Vec::new();
         let mut name = domain.clone();
-        let mut first: Option<(SocketAddr, bool)> = None;
+        let mut first: Option<Via> = None;
         let mut nxdomain = None;
         // The first query, then one per hop that leaves the answers so far.
         for _ in 0..=records::MAX_CNAME_HOPS {
             let reply = self.query(&name, RecordType::SRV, tcp).await?;
-            first.get_or_insert((reply.server, !reply.tcp));
+            first.get_or_insert(Via {
+                server: reply.server,
+                udp: !reply.tcp,
+                full: reply.full,
+            });
             let code = reply.message.metadata.response_code;
             if code == ResponseCode::NXDomain {
                 nxdomain = Some(nameservers::negative_ttl(&reply.message).unwrap_or(0));
@@ -165,8 +181,7 @@ impl Resolver {
             let mut answer = records::answer_from(domain, &collected);
             if answer.had_records {
                 answer.glue = records::glue(&answer, &additionals);
-                let (from, udp) = first.expect("one reply at least");
-                return Ok((answer, from, udp));
+                return Ok((answer, first.expect("one reply at least")));
             }
             let refs: Vec<&Record> = collected.iter().collect();
             let (owners, _) = records::chain(domain, &refs);
@@ -190,8 +205,7 @@ impl Resolver {
                 answer.ttl.min(negative)
             };
         }
-        let (from, udp) = first.expect("one reply at least");
-        Ok((answer, from, udp))
+        Ok((answer, first.expect("one reply at least")))
     }
 
     /// The zone that holds `name` and its SOA serial, as these servers see

@@ -35,6 +35,8 @@ pub struct NameServers {
     /// How many times the list is tried before a lookup fails (at least 1).
     attempts: usize,
     options: DnsRequestOptions,
+    /// The largest UDP reply srvd announced it takes, in octets.
+    udp_limit: usize,
 }
 
 /// An answer, and where it came from.
@@ -43,6 +45,11 @@ pub struct Reply {
     pub server: SocketAddr,
     /// True when it came over TCP (never trimmed to a UDP payload size).
     pub tcp: bool,
+    /// A UDP reply of more than three quarters of the payload size srvd
+    /// announced (512 octets without EDNS, RFC 1035 4.2.1; `edns0_size`
+    /// with it, RFC 6891 6.2.3): a server that trims UDP answers without
+    /// setting TC may have cut it.
+    pub full: bool,
 }
 
 impl NameServers {
@@ -69,6 +76,7 @@ impl NameServers {
             timeout,
             attempts: attempts.max(1),
             options,
+            udp_limit: edns0_size.map_or(512, usize::from),
         }
     }
 
@@ -120,10 +128,10 @@ impl NameServers {
         tcp: bool,
     ) -> Result<Reply, LookupError> {
         let mut over_tcp = tcp;
-        let mut message = self.send(server, name, rtype, over_tcp).await?;
+        let (mut message, mut size) = self.send(server, name, rtype, over_tcp).await?;
         if message.metadata.truncation && !over_tcp {
             over_tcp = true;
-            message = self.send(server, name, rtype, true).await.map_err(|e| {
+            (message, size) = self.send(server, name, rtype, true).await.map_err(|e| {
                 LookupError::Other(format!(
                     "{server} truncated its UDP answer, and over TCP: {e}"
                 ))
@@ -142,6 +150,7 @@ impl NameServers {
                 message,
                 server,
                 tcp: over_tcp,
+                full: !over_tcp && size * 4 > self.udp_limit * 3,
             }),
             ResponseCode::ServFail => Err(LookupError::ServFail),
             ResponseCode::Refused => Err(LookupError::Refused),
@@ -149,14 +158,15 @@ impl NameServers {
         }
     }
 
-    /// One query, sent once, waited for `timeout`.
+    /// One query, sent once, waited for `timeout`: the reply and its size
+    /// on the wire, in octets.
     async fn send(
         &self,
         server: SocketAddr,
         name: &Name,
         rtype: RecordType,
         tcp: bool,
-    ) -> Result<Message, LookupError> {
+    ) -> Result<(Message, usize), LookupError> {
         let query = Query::query(name.clone(), rtype);
         let provider = TokioRuntimeProvider::default();
         let exchange = async {
@@ -194,14 +204,15 @@ impl NameServers {
     }
 }
 
-/// Sends `query` over `stream` and waits for its response, driving the
-/// stream's background work in the same task: nothing is left running
-/// once the response (or the timeout around this) is in.
+/// Sends `query` over `stream` and waits for its response (and its size on
+/// the wire), driving the stream's background work in the same task:
+/// nothing is left running once the response (or the timeout around this)
+/// is in.
 async fn exchange_once<S: DnsRequestSender>(
     stream: S,
     query: Query,
     options: DnsRequestOptions,
-) -> Result<Message, NetError> {
+) -> Result<(Message, usize), NetError> {
     let (exchange, background) = DnsExchange::<TokioRuntimeProvider>::from_stream(stream);
     let mut responses = exchange.lookup(query, options);
     let response = {
@@ -214,7 +225,10 @@ async fn exchange_once<S: DnsRequestSender>(
         }
     };
     match response {
-        Some(r) => r.map(|r| r.into_message()),
+        Some(r) => r.map(|r| {
+            let size = r.as_buffer().len();
+            (r.into_message(), size)
+        }),
         // The exchange ends its stream without an item when the stream's
         // own timer (set to the same timeout) runs out.
         None => Err(NetError::Timeout),
