@@ -87,18 +87,7 @@ start_dns() {
   local z
   {
     KNOT_LOG_LEVEL=notice knot_conf "$T/knot" "$DNS_ADDR@$DNS_PORT" "${TSIG#*:}"
-    cat <<EOF
-mod-stats:
-  - id: stats
-    query-type: on
-template:
-  - id: default
-    storage: "$T/knot/zones"
-    file: "%s.zone"
-    module: mod-stats/stats
-    acl: update
-zone:
-EOF
+    knot_counted_template "$T/knot"
     while read -r z; do echo "  - domain: $z"; done <"$T/knot/zone-list"
   } >"$T/knot/knot.conf"
   knot_start "$T/knot/knot.conf" "$DNS_ADDR" "$DNS_PORT" "$(head -n1 "$T/knot/zone-list")"

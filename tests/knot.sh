@@ -40,6 +40,30 @@ acl:
 CONF
 }
 
+# knot_counted_template DIR [SYNC]: the sections after knot_conf that serve
+# zones from DIR/zones/ZONE.zone, count queries per zone and type (mod-stats,
+# read back with `knotc zone-stats`) and take updates signed with knot_conf's
+# first key, up to the `zone:` line the caller's zone list follows. SYNC is
+# zonefile-sync (say -1: never write the journal back to the zone file).
+knot_counted_template() {
+  local dir=$1 sync=${2:-}
+  cat <<CONF
+mod-stats:
+  - id: stats
+    query-type: on
+template:
+  - id: default
+    storage: "$dir/zones"
+    file: "%s.zone"
+CONF
+  [ -z "$sync" ] || echo "    zonefile-sync: $sync"
+  cat <<CONF
+    module: mod-stats/stats
+    acl: update
+zone:
+CONF
+}
+
 # knot_conf_example DIR LISTEN KEY_ID:SECRET: a whole knot.conf (knot_conf's
 # sections) serving the one zone example.com from DIR/zones/example.com.zone,
 # updatable with the key.

@@ -160,17 +160,9 @@ remote:
     address: $ADDR@$NOTIFY_PORT
 $key_line
 $via_line
-mod-stats:
-  - id: stats
-    query-type: on
-template:
-  - id: default
-    storage: "$dir/zones"
-    file: "%s.zone"
-    zonefile-sync: -1
-    module: mod-stats/stats
-    acl: update
-zone:
+EOF
+    knot_counted_template "$dir" -1
+    cat <<EOF
   - domain: example.com
 $notify
   - domain: example.net

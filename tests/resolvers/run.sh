@@ -124,17 +124,9 @@ UPDATE_KEY="hmac-sha256:srvd-update:$(awk '$1 == "secret:" { print $2 }' "$T/upd
 remote:
   - id: srvd
     address: $ADDR@$NOTIFY_PORT
-mod-stats:
-  - id: stats
-    query-type: on
-template:
-  - id: default
-    storage: "$T/knot/zones"
-    file: "%s.zone"
-    zonefile-sync: -1
-    module: mod-stats/stats
-    acl: update
-zone:
+EOF
+  knot_counted_template "$T/knot" -1
+  cat <<EOF
   - domain: example.com
     notify: srvd
   - domain: example.net
